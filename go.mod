@@ -1,0 +1,3 @@
+module github.com/dnfproxy/dnfproxy
+
+go 1.26.8
