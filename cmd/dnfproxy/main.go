@@ -1,0 +1,41 @@
+// Command dnfproxy is a caching proxy for DNF (rpm-md) repositories. This
+// file only dispatches subcommands; each lives in its own file.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: dnfproxy <command> [flags]
+
+commands:
+  serve [--config FILE]   run the proxy (built-in defaults without --config)
+  version                 print the version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "serve":
+		err = runServe(args)
+	case "version", "--version":
+		fmt.Println("dnfproxy", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "dnfproxy: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dnfproxy %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}

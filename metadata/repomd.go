@@ -1,0 +1,211 @@
+package metadata
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// ErrMalformed marks metadata that does not parse or is inconsistent.
+var ErrMalformed = errors.New("malformed metadata")
+
+// Checksum is a typed digest as rpm-md writes it ("sha256" + hex).
+type Checksum struct {
+	Type  string // normalised: sha1, sha224, sha256, sha384, sha512, md5
+	Value string // lower-case hex
+}
+
+// String renders the checksum as "type:hex".
+func (c Checksum) String() string {
+	if c.Type == "" {
+		return ""
+	}
+	return c.Type + ":" + c.Value
+}
+
+// IsZero reports whether no checksum is set.
+func (c Checksum) IsZero() bool { return c.Type == "" }
+
+// NewChecksum validates a checksum as found in rpm-md ("sha" means sha1).
+func NewChecksum(typ, value string) (Checksum, error) {
+	t := strings.ToLower(strings.TrimSpace(typ))
+	if t == "sha" {
+		t = "sha1"
+	}
+	want, ok := digestHexLen[t]
+	if !ok {
+		return Checksum{}, fmt.Errorf("%w: unsupported checksum type %q", ErrMalformed, typ)
+	}
+	v := strings.ToLower(strings.TrimSpace(value))
+	if len(v) != want || !isHex(v) {
+		return Checksum{}, fmt.Errorf("%w: bad %s checksum %q", ErrMalformed, t, value)
+	}
+	return Checksum{Type: t, Value: v}, nil
+}
+
+var digestHexLen = map[string]int{"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Record is one <data> entry of repomd.xml.
+type Record struct {
+	Type         string
+	Href         string // location relative to the repo root, e.g. repodata/x-primary.xml.gz
+	Checksum     Checksum
+	OpenChecksum Checksum // of the uncompressed content; may be zero
+	Size         int64    // -1 when repomd does not say
+	OpenSize     int64    // -1 when repomd does not say
+	Timestamp    int64
+}
+
+// Repomd is a parsed repomd.xml.
+type Repomd struct {
+	Revision string
+	Records  []Record
+}
+
+// Record returns the record of the given type, if any.
+func (r *Repomd) Record(typ string) (Record, bool) {
+	for _, rec := range r.Records {
+		if rec.Type == typ {
+			return rec, true
+		}
+	}
+	return Record{}, false
+}
+
+type xmlRepomd struct {
+	XMLName  xml.Name  `xml:"repomd"`
+	Revision string    `xml:"revision"`
+	Data     []xmlData `xml:"data"`
+}
+
+type xmlSum struct {
+	Type  string `xml:"type,attr"`
+	Value string `xml:",chardata"`
+}
+
+type xmlData struct {
+	Type         string  `xml:"type,attr"`
+	Checksum     *xmlSum `xml:"checksum"`
+	OpenChecksum *xmlSum `xml:"open-checksum"`
+	Location     struct {
+		Href string `xml:"href,attr"`
+		Base string `xml:"base,attr"`
+	} `xml:"location"`
+	Timestamp string `xml:"timestamp"`
+	Size      string `xml:"size"`
+	OpenSize  string `xml:"open-size"`
+}
+
+// ParseRepomd parses repomd.xml. Every record must have a type, a safe
+// relative href (see CleanHref) and a valid checksum; types must be unique.
+func ParseRepomd(data []byte) (*Repomd, error) {
+	var x xmlRepomd
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	dec.Strict = true
+	if err := dec.Decode(&x); err != nil {
+		return nil, fmt.Errorf("%w: repomd.xml: %v", ErrMalformed, err)
+	}
+	md := &Repomd{Revision: strings.TrimSpace(x.Revision)}
+	seen := map[string]bool{}
+	for i, d := range x.Data {
+		where := fmt.Sprintf("repomd.xml data[%d] (%s)", i, d.Type)
+		if d.Type == "" {
+			return nil, fmt.Errorf("%w: %s: no type", ErrMalformed, where)
+		}
+		if seen[d.Type] {
+			return nil, fmt.Errorf("%w: %s: duplicate type", ErrMalformed, where)
+		}
+		seen[d.Type] = true
+		href, err := CleanHref(d.Location.Href)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: location: %v", ErrMalformed, where, err)
+		}
+		if d.Location.Base != "" {
+			return nil, fmt.Errorf("%w: %s: xml:base locations are not supported", ErrMalformed, where)
+		}
+		if d.Checksum == nil {
+			return nil, fmt.Errorf("%w: %s: no checksum", ErrMalformed, where)
+		}
+		rec := Record{Type: d.Type, Href: href, Size: -1, OpenSize: -1}
+		if rec.Checksum, err = NewChecksum(d.Checksum.Type, d.Checksum.Value); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if d.OpenChecksum != nil {
+			if rec.OpenChecksum, err = NewChecksum(d.OpenChecksum.Type, d.OpenChecksum.Value); err != nil {
+				return nil, fmt.Errorf("%s: open-checksum: %w", where, err)
+			}
+		}
+		for _, f := range []struct {
+			s   string
+			dst *int64
+		}{{d.Size, &rec.Size}, {d.OpenSize, &rec.OpenSize}, {d.Timestamp, &rec.Timestamp}} {
+			s := strings.TrimSpace(f.s)
+			if s == "" {
+				continue
+			}
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("%w: %s: bad number %q", ErrMalformed, where, s)
+			}
+			*f.dst = n
+		}
+		md.Records = append(md.Records, rec)
+	}
+	if len(md.Records) == 0 {
+		return nil, fmt.Errorf("%w: repomd.xml lists no data", ErrMalformed)
+	}
+	return md, nil
+}
+
+// CleanHref checks a location href from metadata: relative, no "..", no
+// empty or "." segments, no backslashes or control characters. It returns
+// the href unchanged when it is safe.
+func CleanHref(href string) (string, error) {
+	if href == "" {
+		return "", errors.New("empty href")
+	}
+	if strings.ContainsAny(href, "\\?#") || strings.Contains(href, "://") {
+		return "", fmt.Errorf("href %q is not a plain relative path", href)
+	}
+	for _, r := range href {
+		if r < 0x20 || r == 0x7f {
+			return "", fmt.Errorf("href %q has a control character", href)
+		}
+	}
+	if strings.HasPrefix(href, "/") || path.Clean(href) != href {
+		return "", fmt.Errorf("href %q is not a clean relative path", href)
+	}
+	for _, seg := range strings.Split(href, "/") {
+		if seg == ".." || seg == "." || seg == "" {
+			return "", fmt.Errorf("href %q escapes its root", href)
+		}
+	}
+	return href, nil
+}
+
+// ReadLimited reads all of r, failing once more than limit bytes arrive.
+func ReadLimited(r io.Reader, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%w: larger than the %d-byte limit", ErrTooLarge, limit)
+	}
+	return data, nil
+}

@@ -1,0 +1,160 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Keys handlers set on the gin context for the access log.
+const (
+	logRepo       = "dnfproxy.repo"
+	logResult     = "dnfproxy.result"
+	logUpstreamMS = "dnfproxy.upstream_ms"
+)
+
+// accessLog writes one line per request and maps the handler's error (if
+// any) to a status: the one place errors become HTTP answers.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	status := c.Writer.Status()
+	var errText string
+	if err := c.Errors.Last(); err != nil {
+		errText = err.Err.Error()
+		if !c.Writer.Written() {
+			status = statusOf(err.Err)
+			c.Header("Cache-Control", "no-store")
+			c.String(status, "%s\n", publicMessage(status, err.Err))
+		}
+	}
+	attrs := []any{
+		"method", c.Request.Method,
+		"path", c.Request.URL.Path,
+		"status", status,
+		"bytes", c.Writer.Size(),
+		"duration_ms", time.Since(start).Milliseconds(),
+		"client", c.ClientIP(),
+	}
+	if v, ok := c.Get(logRepo); ok {
+		attrs = append(attrs, "repo", v)
+	}
+	if v, ok := c.Get(logResult); ok {
+		attrs = append(attrs, "cache", v)
+	}
+	if v, ok := c.Get(logUpstreamMS); ok {
+		attrs = append(attrs, "upstream_ms", v)
+	}
+	if errText != "" {
+		attrs = append(attrs, "err", errText)
+	}
+	s.log.Info("request", attrs...)
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrUpstreamTimeout), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, ErrUpstream), errors.Is(err, ErrVerify):
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+// publicMessage is what a client is told: the error for 4xx and upstream
+// faults, nothing internal for 500.
+func publicMessage(status int, err error) string {
+	if status == http.StatusInternalServerError {
+		return "internal error"
+	}
+	return err.Error()
+}
+
+// guard refuses what a repo proxy must never do: act as an open forward
+// proxy (absolute-URI requests, CONNECT), or take over-long URLs.
+func (s *Server) guard(c *gin.Context) {
+	r := c.Request
+	switch {
+	case r.Method == http.MethodConnect:
+		c.AbortWithError(http.StatusMethodNotAllowed, fmt.Errorf("%w: CONNECT is not served", ErrBadRequest))
+		c.String(http.StatusMethodNotAllowed, "CONNECT is not served: this is not a forward proxy\n")
+	case !strings.HasPrefix(r.RequestURI, "/"):
+		c.AbortWithError(http.StatusBadRequest, fmt.Errorf("%w: absolute-URI request", ErrBadRequest))
+		c.String(http.StatusBadRequest, "absolute-URI requests are not served: this is not a forward proxy\n")
+	case s.limits.urlLength > 0 && len(r.RequestURI) > s.limits.urlLength:
+		c.AbortWithError(http.StatusRequestURITooLong, fmt.Errorf("%w: URL longer than %d", ErrBadRequest, s.limits.urlLength))
+		c.String(http.StatusRequestURITooLong, "URL too long\n")
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		c.Header("Allow", "GET, HEAD")
+		c.AbortWithError(http.StatusMethodNotAllowed, fmt.Errorf("%w: method %s", ErrBadRequest, r.Method))
+		c.String(http.StatusMethodNotAllowed, "method not allowed\n")
+	default:
+		c.Next()
+	}
+}
+
+// abortConn ends a response whose body cannot be completed: the client
+// must see a broken transfer, not a short body that looks whole.
+func abortConn(c *gin.Context, err error) {
+	c.Error(fmt.Errorf("transfer aborted: %w", err))
+	panic(http.ErrAbortHandler)
+}
+
+// recoverAbort lets http.ErrAbortHandler through to net/http (which then
+// drops the connection) and turns other panics into a 500.
+func recoverAbort(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			c.Error(fmt.Errorf("panic: %v", r))
+			if !c.Writer.Written() {
+				c.AbortWithStatus(http.StatusInternalServerError)
+			}
+		}
+	}()
+	c.Next()
+}
+
+// passThrough relays an uncached answer (directory listings, RPMs no
+// metadata lists). Nothing is stored.
+func (s *Server) passThrough(c *gin.Context, rp *repoState, rel string) error {
+	start := time.Now()
+	resp, err := rp.up.get(c.Request.Context(), rel, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	c.Set(logResult, resultPass)
+	c.Set(logUpstreamMS, time.Since(start).Milliseconds())
+	if resp.StatusCode != http.StatusOK {
+		return statusError(resp)
+	}
+	h := c.Writer.Header()
+	for _, k := range []string{"Content-Type", "Content-Length", "Last-Modified", "ETag"} {
+		if v := resp.Header.Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	h.Set("Cache-Control", "no-store")
+	c.Writer.WriteHeader(http.StatusOK)
+	if c.Request.Method == http.MethodHead {
+		return nil
+	}
+	n, err := io.Copy(c.Writer, resp.Body)
+	if err != nil && c.Request.Context().Err() == nil && (resp.ContentLength < 0 || n != resp.ContentLength) {
+		abortConn(c, err)
+	}
+	return nil
+}

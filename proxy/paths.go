@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Views a repo can be served in.
+const (
+	ViewDefault = ""
+	ViewRaw     = "raw"
+)
+
+// target is a parsed client request: /<repo>[@view]/<rel>.
+type target struct {
+	repo string
+	view string
+	rel  string // cleaned path below the repo prefix, no leading "/"
+}
+
+// parseTarget splits and cleans a request path. rawPath is the path as the
+// client sent it (still escaped), decoded the same path unescaped. Anything
+// that could step outside the repo prefix is refused: ".." and "." segments
+// in any encoding, encoded slashes or backslashes, empty segments ("//"),
+// NUL and control characters.
+func parseTarget(rawPath, decoded string) (target, error) {
+	var t target
+	if !strings.HasPrefix(decoded, "/") {
+		return t, fmt.Errorf("%w: path must start with /", ErrBadRequest)
+	}
+	lower := strings.ToLower(rawPath)
+	for _, bad := range []string{"%2f", "%5c", "%00"} {
+		if strings.Contains(lower, bad) {
+			return t, fmt.Errorf("%w: encoded %s in path", ErrBadRequest, bad)
+		}
+	}
+	for _, r := range decoded {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return t, fmt.Errorf("%w: control character or backslash in path", ErrBadRequest)
+		}
+	}
+	first, rest, _ := strings.Cut(decoded[1:], "/")
+	t.repo, t.view, _ = strings.Cut(first, "@")
+	if t.repo == "" {
+		return t, fmt.Errorf("%w: no repo in path", ErrNotFound)
+	}
+	if rest == "" {
+		return t, nil
+	}
+	segs := strings.Split(rest, "/")
+	for i, seg := range segs {
+		switch {
+		case seg == "." || seg == "..":
+			return t, fmt.Errorf("%w: %q segment in path", ErrBadRequest, seg)
+		case seg == "" && i != len(segs)-1:
+			return t, fmt.Errorf("%w: empty segment in path", ErrBadRequest)
+		}
+	}
+	if c := path.Clean("/" + rest); c != "/"+strings.TrimSuffix(rest, "/") {
+		return t, fmt.Errorf("%w: path is not clean", ErrBadRequest)
+	}
+	t.rel = rest
+	return t, nil
+}
+
+// Path kinds, which decide caching and verification.
+const (
+	kindRepomd    = "repomd"    // <root>repodata/repomd.xml
+	kindSignature = "signature" // <root>repodata/repomd.xml.asc
+	kindRepodata  = "repodata"  // <root>repodata/<file>
+	kindPackage   = "package"   // *.rpm
+	kindDir       = "dir"       // ends in "/"
+	kindFile      = "file"      // anything else (.treeinfo, keys, images)
+)
+
+// classify returns a path's kind and, for repodata paths, its repo root
+// (the directory holding repodata/, with a trailing "/" or empty).
+func classify(rel string) (kind, root string) {
+	dir, file := path.Split(rel)
+	switch {
+	case rel == "" || strings.HasSuffix(rel, "/"):
+		return kindDir, ""
+	case strings.HasSuffix(dir, "repodata/") && (dir == "repodata/" || strings.HasSuffix(dir, "/repodata/")):
+		root = strings.TrimSuffix(dir, "repodata/")
+		switch file {
+		case "repomd.xml":
+			return kindRepomd, root
+		case "repomd.xml.asc":
+			return kindSignature, root
+		}
+		return kindRepodata, root
+	case strings.HasSuffix(file, ".rpm"):
+		return kindPackage, ""
+	}
+	return kindFile, ""
+}
+
+// contentType names what a path holds. No Content-Encoding is ever set:
+// a .gz file is served as the gzip bytes it is.
+func contentType(rel string) string {
+	switch ext := path.Ext(rel); ext {
+	case ".xml":
+		return "text/xml; charset=utf-8"
+	case ".rpm":
+		return "application/x-rpm"
+	case ".gz":
+		return "application/gzip"
+	case ".xz":
+		return "application/x-xz"
+	case ".zst":
+		return "application/zstd"
+	case ".bz2":
+		return "application/x-bzip2"
+	case ".asc", ".key":
+		return "application/pgp-signature"
+	case ".json":
+		return "application/json"
+	case ".yaml", ".yml", ".txt":
+		return "text/plain; charset=utf-8"
+	}
+	if strings.HasPrefix(path.Base(rel), "RPM-GPG-KEY") {
+		return "text/plain; charset=utf-8"
+	}
+	return "application/octet-stream"
+}
+
+// Store keys. Repodata files listed by a generation are keyed by checksum
+// too, so a repo using plain (non-checksum) file names can never mix two
+// generations' bytes.
+func objKey(repo, rel string) string { return "obj/" + repo + "/" + rel }
+func mdKey(repo, rel, sum string) string {
+	return "md/" + repo + "/" + rel + "#" + sum
+}
+func genKey(repo, root string) string { return "gen/" + repo + "/" + root }
