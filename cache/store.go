@@ -80,3 +80,9 @@ type Store interface {
 	// Close releases the store. Open Objects must be closed first.
 	Close() error
 }
+
+// Sizer is implemented by stores that keep running totals of what they hold
+// (both stores in this package do). The totals count committed objects only.
+type Sizer interface {
+	Size() (objects int64, bytes int64)
+}

@@ -1,0 +1,881 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Key layout in badger:
+//
+//	m/<key>              manifest: JSON of manifest (size, chunk count, write id, Meta, times)
+//	c/<id:8 BE><n:4 BE>  chunk n of the object written with write id <id>
+//
+// Chunks are written, each in its own transaction, as bytes arrive; the
+// manifest is written last, in one transaction that also deletes the chunks
+// of the object it replaces. A crash before that transaction leaves chunks no
+// manifest refers to; OpenBadger removes them.
+const (
+	manifestPrefix = "m/"
+	chunkPrefix    = "c/"
+	chunkKeyLen    = len(chunkPrefix) + 8 + 4
+)
+
+// BadgerOptions tunes the badger store. DefaultBadgerOptions gives values
+// for a small daemon: memory stays bounded (well under 100 MiB of heap) while
+// objects of any size stream in, because chunks go straight to badger's value
+// log and nothing holds a whole object in memory.
+type BadgerOptions struct {
+	// ChunkSize is the size of the pieces large objects are stored in. It is
+	// recorded per object, so changing it does not affect existing objects.
+	ChunkSize int
+	// AccessedGranularity is how stale an object's Accessed time may get
+	// before Get writes a new one (at most one write per key per period).
+	AccessedGranularity time.Duration
+	// GCDiscardRatio is passed to badger's value-log GC by RunGC: a value
+	// log file is rewritten when at least this fraction of it is garbage.
+	GCDiscardRatio float64
+
+	// Badger's own knobs; see badger.Options for their meaning.
+	MemTableSize     int64 // bytes per memtable (keys and small values only)
+	NumMemtables     int   // memtables held in memory, including the one being filled
+	BlockCacheSize   int64 // cache of LSM blocks
+	IndexCacheSize   int64 // cache of table indexes and bloom filters
+	ValueThreshold   int64 // values at least this long go to the value log
+	ValueLogFileSize int64 // size at which a value-log file is rotated
+	NumCompactors    int   // badger needs at least 2
+	SyncWrites       bool  // fsync every commit (only power loss needs it; kill -9 does not)
+
+	// Logger receives badger's warnings and errors; its info and debug
+	// chatter is dropped. Nil discards everything.
+	Logger *slog.Logger
+}
+
+// DefaultBadgerOptions returns the options dnfproxy runs with.
+func DefaultBadgerOptions() BadgerOptions {
+	return BadgerOptions{
+		ChunkSize:           1 << 20,
+		AccessedGranularity: time.Minute,
+		GCDiscardRatio:      0.5,
+		MemTableSize:        16 << 20,
+		NumMemtables:        2,
+		BlockCacheSize:      8 << 20,
+		IndexCacheSize:      4 << 20,
+		ValueThreshold:      1 << 10,
+		ValueLogFileSize:    128 << 20,
+		NumCompactors:       2,
+	}
+}
+
+// Badger is a Store backed by a badger database in a directory.
+type Badger struct {
+	db  *badger.DB
+	opt BadgerOptions
+
+	nextID  atomic.Uint64 // last write id handed out
+	objects atomic.Int64
+	bytes   atomic.Int64
+	orphans int64 // chunks removed by OpenBadger
+
+	closeMu sync.RWMutex // held for reading by operations, for writing by Close
+	closed  bool
+}
+
+var (
+	_ Store = (*Badger)(nil)
+	_ Sizer = (*Badger)(nil)
+)
+
+// manifest is what m/<key> holds.
+type manifest struct {
+	Size      int64     `json:"size"`
+	Chunks    uint32    `json:"chunks"`
+	ChunkSize int64     `json:"chunk_size"`
+	ID        uint64    `json:"id"`
+	Meta      Meta      `json:"meta"`
+	Stored    time.Time `json:"stored"`
+	Accessed  time.Time `json:"accessed"`
+}
+
+func (m *manifest) info(key string) Info {
+	return Info{Key: key, Size: m.Size, Meta: m.Meta, Stored: m.Stored, Accessed: m.Accessed}
+}
+
+func manifestKey(key string) []byte { return []byte(manifestPrefix + key) }
+
+func chunkKey(id uint64, n uint32) []byte {
+	k := make([]byte, chunkKeyLen)
+	copy(k, chunkPrefix)
+	binary.BigEndian.PutUint64(k[len(chunkPrefix):], id)
+	binary.BigEndian.PutUint32(k[len(chunkPrefix)+8:], n)
+	return k
+}
+
+func chunkID(k []byte) (uint64, bool) {
+	if len(k) != chunkKeyLen || !bytes.HasPrefix(k, []byte(chunkPrefix)) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[len(chunkPrefix):]), true
+}
+
+// OpenBadger opens (creating if needed) the store in dir. It removes the
+// chunks of writes that never committed and recomputes the size totals.
+func OpenBadger(dir string, opt BadgerOptions) (*Badger, error) {
+	def := DefaultBadgerOptions()
+	if opt.ChunkSize <= 0 {
+		opt.ChunkSize = def.ChunkSize
+	}
+	if opt.AccessedGranularity <= 0 {
+		opt.AccessedGranularity = def.AccessedGranularity
+	}
+	if opt.GCDiscardRatio <= 0 || opt.GCDiscardRatio >= 1 {
+		opt.GCDiscardRatio = def.GCDiscardRatio
+	}
+	if opt.MemTableSize <= 0 {
+		opt.MemTableSize = def.MemTableSize
+	}
+	if opt.NumMemtables <= 0 {
+		opt.NumMemtables = def.NumMemtables
+	}
+	if opt.ValueThreshold <= 0 {
+		opt.ValueThreshold = def.ValueThreshold
+	}
+	if opt.ValueLogFileSize <= 0 {
+		opt.ValueLogFileSize = def.ValueLogFileSize
+	}
+	if opt.NumCompactors < 2 {
+		opt.NumCompactors = def.NumCompactors
+	}
+	bo := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{opt.Logger}).
+		WithMemTableSize(opt.MemTableSize).
+		WithNumMemtables(opt.NumMemtables).
+		WithBlockCacheSize(opt.BlockCacheSize).
+		WithIndexCacheSize(opt.IndexCacheSize).
+		WithValueThreshold(opt.ValueThreshold).
+		WithValueLogFileSize(opt.ValueLogFileSize).
+		WithNumCompactors(opt.NumCompactors).
+		WithSyncWrites(opt.SyncWrites).
+		// The LSM holds keys, manifests and value pointers only: compressing
+		// them buys little, and package payloads are compressed already.
+		WithCompression(options.None).
+		WithMetricsEnabled(false).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithNumGoroutines(2)
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("cache: open badger in %s: %w", dir, wrapErr(err))
+	}
+	b := &Badger{db: db, opt: opt}
+	if err := b.recover(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// recover scans manifests and chunks: it sets the size totals and the next
+// write id, and deletes chunks that no manifest refers to.
+func (b *Badger) recover() error {
+	live := make(map[uint64]struct{})
+	var maxID uint64
+	var orphanKeys [][]byte
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(manifestPrefix)})
+		defer it.Close()
+		var objects, size int64
+		for it.Rewind(); it.Valid(); it.Next() {
+			var m manifest
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+				return fmt.Errorf("manifest %q: %w", it.Item().Key(), err)
+			}
+			live[m.ID] = struct{}{}
+			maxID = max(maxID, m.ID)
+			objects++
+			size += m.Size
+		}
+		b.objects.Store(objects)
+		b.bytes.Store(size)
+
+		// Keys only: chunk values stay in the value log, unread.
+		cit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(chunkPrefix)})
+		defer cit.Close()
+		for cit.Rewind(); cit.Valid(); cit.Next() {
+			k := cit.Item().Key()
+			id, ok := chunkID(k)
+			if !ok {
+				continue
+			}
+			maxID = max(maxID, id)
+			if _, ok := live[id]; !ok {
+				orphanKeys = append(orphanKeys, cit.Item().KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cache: scan store: %w", wrapErr(err))
+	}
+	b.nextID.Store(maxID)
+	if len(orphanKeys) > 0 {
+		wb := b.db.NewWriteBatch()
+		defer wb.Cancel()
+		for _, k := range orphanKeys {
+			if err := wb.Delete(k); err != nil {
+				return fmt.Errorf("cache: delete orphan chunk: %w", wrapErr(err))
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			return fmt.Errorf("cache: delete orphan chunks: %w", wrapErr(err))
+		}
+	}
+	b.orphans = int64(len(orphanKeys))
+	return nil
+}
+
+// OrphansRemoved reports how many chunks of uncommitted writes (left by a
+// crash) OpenBadger deleted.
+func (b *Badger) OrphansRemoved() int64 { return b.orphans }
+
+// Size implements Sizer.
+func (b *Badger) Size() (objects int64, bytes int64) {
+	return b.objects.Load(), b.bytes.Load()
+}
+
+// begin guards an operation against a concurrent Close. The caller must call
+// the returned func when done.
+func (b *Badger) begin() (func(), error) {
+	b.closeMu.RLock()
+	if b.closed {
+		b.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	return b.closeMu.RUnlock, nil
+}
+
+// Close implements Store.
+func (b *Badger) Close() error {
+	b.closeMu.Lock()
+	defer b.closeMu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if err := b.db.Close(); err != nil {
+		return fmt.Errorf("cache: close badger: %w", wrapErr(err))
+	}
+	return nil
+}
+
+// wrapErr maps badger's errors to this package's; the result never exposes a
+// badger type or sentinel (callers add context with %w around it).
+func wrapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return ErrNotFound
+	case errors.Is(err, badger.ErrDBClosed):
+		return ErrClosed
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrClosed),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return errors.New(err.Error())
+}
+
+func getManifest(txn *badger.Txn, key string) (*manifest, error) {
+	item, err := txn.Get(manifestKey(key))
+	if err != nil {
+		return nil, err
+	}
+	m := new(manifest)
+	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, m) }); err != nil {
+		return nil, fmt.Errorf("decode manifest of %q: %w", key, err)
+	}
+	return m, nil
+}
+
+func putManifest(txn *badger.Txn, key string, m *manifest) error {
+	v, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return txn.Set(manifestKey(key), v)
+}
+
+// update runs fn in a read-write transaction, retrying on conflicts with
+// concurrent transactions that touched the same keys.
+func (b *Badger) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
+	for {
+		err := b.db.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// Stat implements Store.
+func (b *Badger) Stat(ctx context.Context, key string) (Info, error) {
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+	done, err := b.begin()
+	if err != nil {
+		return Info{}, err
+	}
+	defer done()
+	var in Info
+	err = b.db.View(func(txn *badger.Txn) error {
+		m, err := getManifest(txn, key)
+		if err != nil {
+			return err
+		}
+		in = m.info(key)
+		return nil
+	})
+	if err != nil {
+		return Info{}, fmt.Errorf("cache: stat %q: %w", key, wrapErr(err))
+	}
+	return in, nil
+}
+
+// Get implements Store. The returned Object reads from a snapshot taken
+// now: later commits and deletes of the key do not affect it. It holds a
+// badger read transaction until Close, which delays the reclaiming of space
+// of objects replaced meanwhile, so callers must close it promptly.
+func (b *Badger) Get(ctx context.Context, key string) (Object, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	done, err := b.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	txn := b.db.NewTransaction(false)
+	m, err := getManifest(txn, key)
+	if err != nil {
+		txn.Discard()
+		return nil, fmt.Errorf("cache: get %q: %w", key, wrapErr(err))
+	}
+	now := time.Now()
+	if now.Sub(m.Accessed) >= b.opt.AccessedGranularity {
+		b.touch(key, m.ID, now)
+		m.Accessed = now
+	}
+	return &badgerObject{txn: txn, key: key, m: *m, cur: -1}, nil
+}
+
+// touch records an access. It is best effort: the time is a hint for
+// eviction, and a failed or conflicting write only makes it coarser.
+func (b *Badger) touch(key string, id uint64, now time.Time) {
+	_ = b.db.Update(func(txn *badger.Txn) error {
+		m, err := getManifest(txn, key)
+		if err != nil || m.ID != id || !m.Accessed.Before(now) {
+			return err // replaced or deleted meanwhile, or touched by another Get
+		}
+		m.Accessed = now
+		return putManifest(txn, key, m)
+	})
+}
+
+// UpdateMeta implements Store.
+func (b *Badger) UpdateMeta(ctx context.Context, key string, fn func(*Meta)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done, err := b.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	err = b.update(ctx, func(txn *badger.Txn) error {
+		m, err := getManifest(txn, key)
+		if err != nil {
+			return err
+		}
+		meta := m.Meta
+		fn(&meta)
+		m.Meta = meta
+		return putManifest(txn, key, m)
+	})
+	if err != nil {
+		return fmt.Errorf("cache: update meta of %q: %w", key, wrapErr(err))
+	}
+	return nil
+}
+
+// Delete implements Store.
+func (b *Badger) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done, err := b.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	var old *manifest
+	var rest []uint32
+	err = b.update(ctx, func(txn *badger.Txn) error {
+		old, rest = nil, nil
+		m, err := getManifest(txn, key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := txn.Delete(manifestKey(key)); err != nil {
+			return err
+		}
+		old = m
+		rest, err = deleteChunks(txn, m)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cache: delete %q: %w", key, wrapErr(err))
+	}
+	if old != nil {
+		b.objects.Add(-1)
+		b.bytes.Add(-old.Size)
+		if err := b.deleteRest(old.ID, rest); err != nil {
+			return fmt.Errorf("cache: delete %q: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// deleteChunks deletes m's chunks within txn. If the transaction cannot hold
+// them all it returns the chunk numbers left, for deleteRest to remove after
+// the commit (until then they are orphans, unreachable and harmless).
+func deleteChunks(txn *badger.Txn, m *manifest) ([]uint32, error) {
+	for n := uint32(0); n < m.Chunks; n++ {
+		err := txn.Delete(chunkKey(m.ID, n))
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			rest := make([]uint32, 0, m.Chunks-n)
+			for ; n < m.Chunks; n++ {
+				rest = append(rest, n)
+			}
+			return rest, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+func (b *Badger) deleteRest(id uint64, rest []uint32) error {
+	if len(rest) == 0 {
+		return nil
+	}
+	wb := b.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, n := range rest {
+		if err := wb.Delete(chunkKey(id, n)); err != nil {
+			return wrapErr(err)
+		}
+	}
+	return wrapErr(wb.Flush())
+}
+
+// List implements Store. fn runs inside a read snapshot; it may call other
+// methods of the store.
+func (b *Badger) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done, err := b.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	var fnErr error
+	err = b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: manifestKey(prefix), PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				fnErr = err
+				return nil
+			}
+			item := it.Item()
+			var m manifest
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+				return fmt.Errorf("decode manifest %q: %w", item.Key(), err)
+			}
+			key := string(item.Key()[len(manifestPrefix):])
+			if err := fn(m.info(key)); err != nil {
+				fnErr = err
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cache: list %q: %w", prefix, wrapErr(err))
+	}
+	return fnErr
+}
+
+// RunGC reclaims value-log space freed by deleted and replaced objects. It
+// rewrites value-log files until none is worth rewriting, or ctx ends.
+// Badger learns what is garbage from LSM compactions, so space from recent
+// deletions may only become reclaimable later.
+func (b *Badger) RunGC(ctx context.Context) error {
+	done, err := b.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := b.db.RunValueLogGC(b.opt.GCDiscardRatio)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			return nil
+		default:
+			return fmt.Errorf("cache: value log gc: %w", wrapErr(err))
+		}
+	}
+}
+
+// Create implements Store.
+func (b *Badger) Create(ctx context.Context, key string, meta Meta) (Writer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	done, err := b.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return &badgerWriter{b: b, key: key, meta: meta, id: b.nextID.Add(1)}, nil
+}
+
+// badgerWriter buffers at most one chunk; every full chunk is written to
+// badger at once, under the writer's id, where no reader looks for it.
+type badgerWriter struct {
+	b      *Badger
+	key    string
+	meta   Meta
+	id     uint64
+	buf    []byte // the chunk being filled
+	chunks uint32 // chunks written to badger
+	size   int64
+	done   bool  // committed or cancelled
+	err    error // first write error; the writer is unusable after it
+}
+
+func (w *badgerWriter) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errWriterDone
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	cs := w.b.opt.ChunkSize
+	written := 0
+	for len(p) > 0 {
+		if w.buf == nil {
+			w.buf = make([]byte, 0, cs)
+		}
+		n := min(cs-len(w.buf), len(p))
+		w.buf = append(w.buf, p[:n]...)
+		p = p[n:]
+		written += n
+		w.size += int64(n)
+		if len(w.buf) == cs {
+			if err := w.flush(); err != nil {
+				w.err = err
+				return written, err
+			}
+		}
+	}
+	return written, nil
+}
+
+// flush writes the buffered chunk (badger copies it into its value log
+// before Commit returns, so the buffer is reused).
+func (w *badgerWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	done, err := w.b.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	k := chunkKey(w.id, w.chunks)
+	if err := w.b.db.Update(func(txn *badger.Txn) error { return txn.Set(k, w.buf) }); err != nil {
+		return fmt.Errorf("cache: write chunk of %q: %w", w.key, wrapErr(err))
+	}
+	w.chunks++
+	w.buf = w.buf[:0]
+	return nil
+}
+
+func (w *badgerWriter) Commit(ctx context.Context) error {
+	if w.done {
+		return errWriterDone
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := w.flush(); err != nil {
+		w.err = err
+		return err
+	}
+	w.buf = nil
+	done, err := w.b.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	now := time.Now()
+	m := &manifest{
+		Size: w.size, Chunks: w.chunks, ChunkSize: int64(w.b.opt.ChunkSize), ID: w.id,
+		Meta: w.meta, Stored: now, Accessed: now,
+	}
+	var old *manifest
+	var rest []uint32
+	err = w.b.update(ctx, func(txn *badger.Txn) error {
+		old, rest = nil, nil
+		prev, err := getManifest(txn, w.key)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			err = nil
+		case err != nil:
+			return err
+		default:
+			old = prev
+		}
+		// The manifest goes first so that, should the old chunks not all fit
+		// in this transaction, the swap itself still happens atomically.
+		if err := putManifest(txn, w.key, m); err != nil {
+			return err
+		}
+		if old != nil {
+			rest, err = deleteChunks(txn, old)
+		}
+		return err
+	})
+	if err != nil {
+		w.err = fmt.Errorf("cache: commit %q: %w", w.key, wrapErr(err))
+		return w.err
+	}
+	w.done = true
+	w.b.objects.Add(1)
+	w.b.bytes.Add(w.size)
+	if old != nil {
+		w.b.objects.Add(-1)
+		w.b.bytes.Add(-old.Size)
+		if err := w.b.deleteRest(old.ID, rest); err != nil {
+			// The new object is committed; the leftovers are orphans that
+			// the next OpenBadger removes.
+			return nil
+		}
+	}
+	return nil
+}
+
+func (w *badgerWriter) Cancel() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.buf = nil
+	if w.chunks == 0 {
+		return nil
+	}
+	done, err := w.b.begin()
+	if err != nil {
+		return nil // the chunks are orphans; the next OpenBadger removes them
+	}
+	defer done()
+	wb := w.b.db.NewWriteBatch()
+	defer wb.Cancel()
+	for n := uint32(0); n < w.chunks; n++ {
+		if err := wb.Delete(chunkKey(w.id, n)); err != nil {
+			return fmt.Errorf("cache: cancel %q: %w", w.key, wrapErr(err))
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("cache: cancel %q: %w", w.key, wrapErr(err))
+	}
+	return nil
+}
+
+// badgerObject reads a committed object through a read-only transaction,
+// i.e. from the snapshot in which Get found it.
+type badgerObject struct {
+	txn *badger.Txn
+	key string
+	m   manifest
+
+	mu     sync.Mutex
+	off    int64        // Read/Seek position
+	cur    int64        // index of the chunk item holds, or -1
+	item   *badger.Item // chunk cur; its value is read in place, never copied whole
+	closed bool
+}
+
+func (o *badgerObject) Info() Info { return o.m.info(o.key) }
+
+// chunk returns the item of chunk n. o.mu must be held.
+func (o *badgerObject) chunk(n int64) (*badger.Item, error) {
+	if n == o.cur {
+		return o.item, nil
+	}
+	item, err := o.txn.Get(chunkKey(o.m.ID, uint32(n)))
+	if err != nil {
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, fmt.Errorf("cache: read %q: chunk %d missing", o.key, n)
+		}
+		return nil, fmt.Errorf("cache: read %q: %w", o.key, wrapErr(err))
+	}
+	o.cur, o.item = n, item
+	return item, nil
+}
+
+// readAt fills p from offset off. o.mu must be held.
+func (o *badgerObject) readAt(p []byte, off int64) (int, error) {
+	if o.closed {
+		return 0, errors.New("cache: read of closed object")
+	}
+	if off < 0 {
+		return 0, errors.New("cache: negative offset")
+	}
+	if off >= o.m.Size {
+		return 0, io.EOF
+	}
+	cs := o.m.ChunkSize
+	n := 0
+	for n < len(p) && off < o.m.Size {
+		item, err := o.chunk(off / cs)
+		if err != nil {
+			return n, err
+		}
+		in := off % cs
+		var c int
+		err = item.Value(func(v []byte) error {
+			if in >= int64(len(v)) {
+				return fmt.Errorf("cache: read %q: chunk %d too short", o.key, off/cs)
+			}
+			c = copy(p[n:], v[in:])
+			return nil
+		})
+		if err != nil {
+			return n, err
+		}
+		n += c
+		off += int64(c)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (o *badgerObject) Read(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(p) == 0 && !o.closed {
+		return 0, nil
+	}
+	n, err := o.readAt(p, o.off)
+	o.off += int64(n)
+	if n > 0 && err == io.EOF {
+		err = nil // the next Read reports it
+	}
+	return n, err
+}
+
+func (o *badgerObject) ReadAt(p []byte, off int64) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.readAt(p, off)
+}
+
+func (o *badgerObject) Seek(offset int64, whence int) (int64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = offset
+	case io.SeekCurrent:
+		abs = o.off + offset
+	case io.SeekEnd:
+		abs = o.m.Size + offset
+	default:
+		return 0, errors.New("cache: seek: invalid whence")
+	}
+	if abs < 0 {
+		return 0, errors.New("cache: seek: negative position")
+	}
+	o.off = abs
+	return abs, nil
+}
+
+func (o *badgerObject) Close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil
+	}
+	o.closed = true
+	o.item = nil
+	o.txn.Discard()
+	return nil
+}
+
+// badgerLogger passes badger's warnings and errors to an slog.Logger and
+// drops its info and debug messages.
+type badgerLogger struct{ l *slog.Logger }
+
+func (l badgerLogger) Errorf(f string, args ...any) {
+	if l.l != nil {
+		l.l.Error("badger: " + trimNL(fmt.Sprintf(f, args...)))
+	}
+}
+
+func (l badgerLogger) Warningf(f string, args ...any) {
+	if l.l != nil {
+		l.l.Warn("badger: " + trimNL(fmt.Sprintf(f, args...)))
+	}
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}
+
+func trimNL(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

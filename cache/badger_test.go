@@ -1,0 +1,315 @@
+package cache_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/cache/cachetest"
+)
+
+func testOptions() cache.BadgerOptions {
+	opt := cache.DefaultBadgerOptions()
+	opt.ChunkSize = cachetest.ChunkSize
+	return opt
+}
+
+func openBadger(t testing.TB, dir string, opt cache.BadgerOptions) *cache.Badger {
+	t.Helper()
+	s, err := cache.OpenBadger(dir, opt)
+	if err != nil {
+		t.Fatalf("OpenBadger: %v", err)
+	}
+	return s
+}
+
+func TestBadger(t *testing.T) {
+	cachetest.Run(t, func(t *testing.T) cache.Store {
+		s := openBadger(t, t.TempDir(), testOptions())
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s
+	})
+}
+
+// TestBadgerNoLeftoverChunks checks that replacing, deleting and cancelling
+// leave no chunk behind, i.e. that space is given back to badger.
+func TestBadgerNoLeftoverChunks(t *testing.T) {
+	ctx := context.Background()
+	C := cachetest.ChunkSize
+	s := openBadger(t, t.TempDir(), testOptions())
+	defer s.Close()
+	wantChunks := func(want int) {
+		t.Helper()
+		n, err := s.ChunkKeys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Fatalf("%d chunk keys in the store, want %d", n, want)
+		}
+	}
+	cachetest.Put(t, s, "a", cache.Meta{}, cachetest.Bytes(1, 5*C), 0)
+	wantChunks(5)
+	cachetest.Put(t, s, "a", cache.Meta{}, cachetest.Bytes(2, 2*C+1), 0) // replace: 3 chunks
+	wantChunks(3)
+	w, err := s.Create(ctx, "b", cache.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(cachetest.Bytes(3, 4*C))
+	wantChunks(7)
+	w.Cancel()
+	wantChunks(3)
+	if err := s.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	wantChunks(0)
+}
+
+// TestBadgerReopen checks that a committed object survives close and reopen
+// byte for byte, with its metadata, and that the totals are recomputed.
+func TestBadgerReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	data := cachetest.Bytes(42, 7*cachetest.ChunkSize+999)
+	meta := cache.Meta{ContentType: "application/x-rpm", ETag: `"x"`, Checksum: "sha256:ab",
+		Fetched: time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)}
+
+	s := openBadger(t, dir, testOptions())
+	cachetest.Put(t, s, "almalinux/9/x.rpm", meta, data, 10000)
+	cachetest.Put(t, s, "empty", cache.Meta{}, nil, 0)
+	before, err := s.Stat(ctx, "almalinux/9/x.rpm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(ctx, "empty"); !errors.Is(err, cache.ErrClosed) {
+		t.Errorf("Stat after Close error = %v, want ErrClosed", err)
+	}
+
+	// Reopen with another chunk size: existing objects keep theirs.
+	opt := testOptions()
+	opt.ChunkSize = 3 * cachetest.ChunkSize
+	s = openBadger(t, dir, opt)
+	defer s.Close()
+	got, info := cachetest.ReadAll(t, s, "almalinux/9/x.rpm")
+	cachetest.Equal(t, "reopened object", got, data)
+	if info.Size != before.Size || info.Meta != before.Meta || !info.Stored.Equal(before.Stored) {
+		t.Errorf("reopened Info = %+v, want %+v", info, before)
+	}
+	if got, _ := cachetest.ReadAll(t, s, "empty"); len(got) != 0 {
+		t.Errorf("empty object has %d bytes", len(got))
+	}
+	if objects, bytes := s.Size(); objects != 2 || bytes != int64(len(data)) {
+		t.Errorf("Size() = %d, %d; want 2, %d", objects, bytes, len(data))
+	}
+	if n := s.OrphansRemoved(); n != 0 {
+		t.Errorf("OrphansRemoved() = %d after a clean close", n)
+	}
+}
+
+// TestBadgerAccessed checks that Get records accesses, at most once per
+// AccessedGranularity.
+func TestBadgerAccessed(t *testing.T) {
+	ctx := context.Background()
+	get := func(s cache.Store) {
+		t.Helper()
+		o, err := s.Get(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Close()
+	}
+	tests := []struct {
+		granularity time.Duration
+		wantTouched bool
+	}{
+		{time.Millisecond, true},
+		{time.Hour, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.granularity.String(), func(t *testing.T) {
+			opt := testOptions()
+			opt.AccessedGranularity = tt.granularity
+			s := openBadger(t, t.TempDir(), opt)
+			defer s.Close()
+			cachetest.Put(t, s, "k", cache.Meta{}, []byte("x"), 0)
+			first, err := s.Stat(ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !first.Accessed.Equal(first.Stored) {
+				t.Errorf("Accessed = %v, want Stored %v", first.Accessed, first.Stored)
+			}
+			time.Sleep(5 * time.Millisecond)
+			get(s)
+			after, err := s.Stat(ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if touched := after.Accessed.After(first.Accessed); touched != tt.wantTouched {
+				t.Errorf("Accessed %v -> %v: touched = %v, want %v", first.Accessed, after.Accessed, touched, tt.wantTouched)
+			}
+		})
+	}
+}
+
+const crashEnv = "DNFPROXY_CACHE_CRASH_DIR"
+
+// TestBadgerCrash kills a process in the middle of writing an object and
+// checks that the store comes back without it and without its chunks.
+func TestBadgerCrash(t *testing.T) {
+	if dir := os.Getenv(crashEnv); dir != "" {
+		crashChild(dir)
+		return
+	}
+	ctx := context.Background()
+	C := cachetest.ChunkSize
+	dir := t.TempDir()
+	keep := cachetest.Bytes(1, 2*C+1) // 3 chunks
+	s := openBadger(t, dir, testOptions())
+	cachetest.Put(t, s, "keep", cache.Meta{}, keep, 0)
+	cachetest.Put(t, s, "big", cache.Meta{ETag: "old"}, cachetest.Bytes(2, C), 0) // 1 chunk
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBadgerCrash$")
+	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ready") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child said %q, %v; want ready", line, err)
+	}
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	s = openBadger(t, dir, testOptions())
+	defer s.Close()
+	if n := s.OrphansRemoved(); n != 10 {
+		t.Errorf("OrphansRemoved() = %d, want the 10 chunks the child wrote", n)
+	}
+	if n, err := s.ChunkKeys(); err != nil || n != 4 {
+		t.Errorf("%d chunk keys after recovery (%v), want the 4 of committed objects", n, err)
+	}
+	got, info := cachetest.ReadAll(t, s, "big")
+	cachetest.Equal(t, "object the child was replacing", got, cachetest.Bytes(2, C))
+	if info.Meta.ETag != "old" {
+		t.Errorf("big has ETag %q, want old", info.Meta.ETag)
+	}
+	got, _ = cachetest.ReadAll(t, s, "keep")
+	cachetest.Equal(t, "untouched object", got, keep)
+	if _, err := s.Stat(ctx, "new"); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("Stat(new) error = %v, want ErrNotFound", err)
+	}
+	if objects, bytes := s.Size(); objects != 2 || bytes != int64(len(keep)+C) {
+		t.Errorf("Size() = %d, %d; want 2, %d", objects, bytes, len(keep)+C)
+	}
+
+	// Fresh writes of both keys work.
+	fresh := cachetest.Bytes(3, 5*C+3)
+	cachetest.Put(t, s, "big", cache.Meta{ETag: "new"}, fresh, 0)
+	cachetest.Put(t, s, "new", cache.Meta{}, fresh, 0)
+	got, _ = cachetest.ReadAll(t, s, "big")
+	cachetest.Equal(t, "rewritten object", got, fresh)
+	got, _ = cachetest.ReadAll(t, s, "new")
+	cachetest.Equal(t, "new object", got, fresh)
+}
+
+// crashChild writes 10 chunks and a bit of "big" and of "new", says ready
+// and waits to be killed.
+func crashChild(dir string) {
+	ctx := context.Background()
+	C := cachetest.ChunkSize
+	s, err := cache.OpenBadger(dir, testOptions())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	for i, key := range []string{"big", "new"} {
+		w, err := s.Create(ctx, key, cache.Meta{ETag: "child"})
+		if err == nil {
+			// 5 full chunks go to the store, the tail stays in memory.
+			_, err = w.Write(cachetest.Bytes(uint64(10+i), 5*C+100))
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+	fmt.Println("ready")
+	time.Sleep(time.Minute)
+	os.Exit(3) // not killed: the parent reports the missing chunks
+}
+
+func BenchmarkBadgerRead(b *testing.B) {
+	const size = 64 << 20
+	s := openBadger(b, b.TempDir(), cache.DefaultBadgerOptions())
+	defer s.Close()
+	data := cachetest.Bytes(1, size)
+	cachetest.Put(b, s, "bench", cache.Meta{}, data, 32<<10)
+	ctx := context.Background()
+	buf := make([]byte, 32<<10) // what io.Copy to an http.ResponseWriter uses
+	b.SetBytes(size)
+	b.ResetTimer()
+	for b.Loop() {
+		o, err := s.Get(ctx, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.CopyBuffer(struct{ io.Writer }{io.Discard}, struct{ io.Reader }{o}, buf)
+		o.Close()
+		if err != nil || n != size {
+			b.Fatalf("read %d bytes: %v", n, err)
+		}
+	}
+}
+
+func BenchmarkBadgerWrite(b *testing.B) {
+	const size = 16 << 20
+	s := openBadger(b, b.TempDir(), cache.DefaultBadgerOptions())
+	defer s.Close()
+	data := cachetest.Bytes(1, size)
+	ctx := context.Background()
+	b.SetBytes(size)
+	b.ResetTimer()
+	for b.Loop() {
+		w, err := s.Create(ctx, "bench", cache.Meta{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for p := data; len(p) > 0; p = p[32<<10:] {
+			if _, err := w.Write(p[:32<<10]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
