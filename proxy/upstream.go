@@ -14,6 +14,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpproxy"
 )
 
 // Sentinel errors that the error middleware maps to HTTP statuses.
@@ -75,8 +77,11 @@ func newUpstream(repo string, opt UpstreamOptions, log *slog.Logger) (*upstream,
 		timeout = 30 * time.Second
 	}
 	opt.Timeout = timeout
+	// HTTP_PROXY, HTTPS_PROXY and NO_PROXY are read when the upstream is
+	// built (not once per process as http.ProxyFromEnvironment does).
+	proxyFor := httpproxy.FromEnvironment().ProxyFunc()
 	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 func(r *http.Request) (*url.URL, error) { return proxyFor(r.URL) },
 		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   timeout,
