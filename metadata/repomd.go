@@ -120,6 +120,12 @@ func ParseRepomd(data []byte) (*Repomd, error) {
 	if err := dec.Decode(&x); err != nil {
 		return nil, fmt.Errorf("%w: repomd.xml: %v", ErrMalformed, err)
 	}
+	// Decode stops at the end of the first element. librepo's parser (as any
+	// XML parser) rejects a document with more after it, so we must too:
+	// otherwise the proxy would publish a repomd.xml that dnf refuses.
+	if err := expectEnd(dec); err != nil {
+		return nil, fmt.Errorf("%w: repomd.xml: %v", ErrMalformed, err)
+	}
 	md := &Repomd{Revision: strings.TrimSpace(x.Revision)}
 	seen := map[string]bool{}
 	for i, d := range x.Data {
@@ -170,6 +176,30 @@ func ParseRepomd(data []byte) (*Repomd, error) {
 		return nil, fmt.Errorf("%w: repomd.xml lists no data", ErrMalformed)
 	}
 	return md, nil
+}
+
+// expectEnd reads the rest of a document whose root element dec has
+// decoded and fails unless only white space, comments and processing
+// instructions follow.
+func expectEnd(dec *xml.Decoder) error {
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch tok := tok.(type) {
+		case xml.Comment, xml.ProcInst:
+		case xml.CharData:
+			if len(bytes.TrimSpace(tok)) != 0 {
+				return errors.New("text after the root element")
+			}
+		default:
+			return errors.New("content after the root element")
+		}
+	}
 }
 
 // CleanHref checks a location href from metadata: relative, no "..", no
