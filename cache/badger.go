@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,14 @@ type BadgerOptions struct {
 	NumCompactors    int   // badger needs at least 2
 	SyncWrites       bool  // fsync every commit (only power loss needs it; kill -9 does not)
 
+	// ReleaseMappedEvery is how many bytes may be written or read through
+	// badger's memory-mapped value-log files between two releases of their
+	// pages from this process's resident set (Linux only; see release).
+	// Badger writes and reads values through mmap, so without this the
+	// RSS grows by every byte written or read, up to the size of the value
+	// log. Negative disables it.
+	ReleaseMappedEvery int64
+
 	// Logger receives badger's warnings and errors; its info and debug
 	// chatter is dropped. Nil discards everything.
 	Logger *slog.Logger
@@ -75,6 +84,7 @@ func DefaultBadgerOptions() BadgerOptions {
 		ValueThreshold:      1 << 10,
 		ValueLogFileSize:    128 << 20,
 		NumCompactors:       2,
+		ReleaseMappedEvery:  16 << 20,
 	}
 }
 
@@ -82,14 +92,29 @@ func DefaultBadgerOptions() BadgerOptions {
 type Badger struct {
 	db  *badger.DB
 	opt BadgerOptions
+	dir string // absolute, symlinks resolved: as /proc/self/maps names it
 
 	nextID  atomic.Uint64 // last write id handed out
 	objects atomic.Int64
 	bytes   atomic.Int64
 	orphans int64 // chunks removed by OpenBadger
 
-	closeMu sync.RWMutex // held for reading by operations, for writing by Close
+	// closeMu is held for reading by every operation that calls badger
+	// (but not by open Objects), for writing by Close and by release, which
+	// must not run while badger may remap or unmap a value-log file; only
+	// writes, iterators and GC do that.
+	closeMu sync.RWMutex
 	closed  bool
+
+	// readers is held for reading by every open Object and for writing by
+	// RunGC while badger rewrites value-log files: GC moves values and
+	// drops those of deleted objects, which open Objects may still read.
+	readers sync.RWMutex
+
+	mapped      atomic.Int64  // bytes through the value-log mappings since the last release
+	releaseCh   chan struct{} // wakes the releaser
+	releaseStop chan struct{}
+	releaseDone chan struct{}
 }
 
 var (
@@ -178,12 +203,55 @@ func OpenBadger(dir string, opt BadgerOptions) (*Badger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: open badger in %s: %w", dir, wrapErr(err))
 	}
-	b := &Badger{db: db, opt: opt}
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cache: open badger in %s: %w", dir, err)
+	}
+	b := &Badger{
+		db: db, opt: opt, dir: abs,
+		releaseCh:   make(chan struct{}, 1),
+		releaseStop: make(chan struct{}),
+		releaseDone: make(chan struct{}),
+	}
 	if err := b.recover(); err != nil {
 		db.Close()
 		return nil, err
 	}
+	go b.releaser()
 	return b, nil
+}
+
+// noteMapped counts n bytes written or read through badger's value-log
+// mappings and wakes the releaser when enough have gone through.
+func (b *Badger) noteMapped(n int64) {
+	if b.opt.ReleaseMappedEvery < 0 || b.mapped.Add(n) < b.opt.ReleaseMappedEvery {
+		return
+	}
+	b.mapped.Store(0)
+	select {
+	case b.releaseCh <- struct{}{}:
+	default:
+	}
+}
+
+func (b *Badger) releaser() {
+	defer close(b.releaseDone)
+	for {
+		select {
+		case <-b.releaseStop:
+			return
+		case <-b.releaseCh:
+			b.closeMu.Lock()
+			if !b.closed {
+				releaseMapped(b.dir)
+			}
+			b.closeMu.Unlock()
+		}
+	}
 }
 
 // recover scans manifests and chunks: it sets the size totals and the next
@@ -273,6 +341,10 @@ func (b *Badger) Close() error {
 		return nil
 	}
 	b.closed = true
+	close(b.releaseStop)
+	b.closeMu.Unlock() // the releaser may be waiting for it
+	<-b.releaseDone
+	b.closeMu.Lock()
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("cache: close badger: %w", wrapErr(err))
 	}
@@ -368,10 +440,12 @@ func (b *Badger) Get(ctx context.Context, key string) (Object, error) {
 		return nil, err
 	}
 	defer done()
+	b.readers.RLock()
 	txn := b.db.NewTransaction(false)
 	m, err := getManifest(txn, key)
 	if err != nil {
 		txn.Discard()
+		b.readers.RUnlock()
 		return nil, fmt.Errorf("cache: get %q: %w", key, wrapErr(err))
 	}
 	now := time.Now()
@@ -379,7 +453,7 @@ func (b *Badger) Get(ctx context.Context, key string) (Object, error) {
 		b.touch(key, m.ID, now)
 		m.Accessed = now
 	}
-	return &badgerObject{txn: txn, key: key, m: *m, cur: -1}, nil
+	return &badgerObject{b: b, txn: txn, key: key, m: *m, cur: -1}, nil
 }
 
 // touch records an access. It is best effort: the time is a hint for
@@ -496,68 +570,114 @@ func (b *Badger) deleteRest(id uint64, rest []uint32) error {
 	return wrapErr(wb.Flush())
 }
 
-// List implements Store. fn runs inside a read snapshot; it may call other
-// methods of the store.
+// List implements Store. It reads manifests in batches and calls fn with no
+// lock or transaction held, so fn may call any method of the store (Delete,
+// for a purge). An object committed or deleted during List may or may not
+// be seen.
 func (b *Badger) List(ctx context.Context, prefix string, fn func(Info) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	start := manifestKey(prefix)
+	for start != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var batch []Info
+		var err error
+		batch, start, err = b.listBatch(prefix, start)
+		if err != nil {
+			return err
+		}
+		for _, in := range batch {
+			if err := fn(in); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
+}
+
+const listBatchSize = 256
+
+// listBatch returns the Infos of up to listBatchSize manifests under prefix,
+// from key start on, and the key to resume from (nil at the end).
+func (b *Badger) listBatch(prefix string, start []byte) ([]Info, []byte, error) {
 	done, err := b.begin()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer done()
-	var fnErr error
+	var batch []Info
+	var next []byte
 	err = b.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: manifestKey(prefix), PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				fnErr = err
+		for it.Seek(start); it.Valid(); it.Next() {
+			item := it.Item()
+			if len(batch) == listBatchSize {
+				next = item.KeyCopy(nil)
 				return nil
 			}
-			item := it.Item()
 			var m manifest
 			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
 				return fmt.Errorf("decode manifest %q: %w", item.Key(), err)
 			}
-			key := string(item.Key()[len(manifestPrefix):])
-			if err := fn(m.info(key)); err != nil {
-				fnErr = err
-				return nil
-			}
+			batch = append(batch, m.info(string(item.Key()[len(manifestPrefix):])))
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("cache: list %q: %w", prefix, wrapErr(err))
+		return nil, nil, fmt.Errorf("cache: list %q: %w", prefix, wrapErr(err))
 	}
-	return fnErr
+	return batch, next, nil
 }
 
 // RunGC reclaims value-log space freed by deleted and replaced objects. It
 // rewrites value-log files until none is worth rewriting, or ctx ends.
 // Badger learns what is garbage from LSM compactions, so space from recent
 // deletions may only become reclaimable later.
+//
+// Rewriting moves values that open Objects may be reading, so each round
+// runs only while no Object is open (RunGC waits, polling, for such a
+// moment) and Get waits for the round to end.
 func (b *Badger) RunGC(ctx context.Context) error {
-	done, err := b.begin()
-	if err != nil {
-		return err
-	}
-	defer done()
 	for {
-		if err := ctx.Err(); err != nil {
+		busy, more, err := b.gcRound()
+		if err != nil || !more {
 			return err
 		}
-		err := b.db.RunValueLogGC(b.opt.GCDiscardRatio)
-		switch {
-		case err == nil:
+		if !busy {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			continue
-		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
-			return nil
-		default:
-			return fmt.Errorf("cache: value log gc: %w", wrapErr(err))
 		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// gcRound tries one value-log rewrite. It reports whether Objects were open
+// (and nothing was tried), and whether RunGC should go on.
+func (b *Badger) gcRound() (busy, more bool, err error) {
+	done, err := b.begin()
+	if err != nil {
+		return false, false, err
+	}
+	defer done()
+	if !b.readers.TryLock() {
+		return true, true, nil
+	}
+	defer b.readers.Unlock()
+	err = b.db.RunValueLogGC(b.opt.GCDiscardRatio)
+	switch {
+	case err == nil:
+		return false, true, nil
+	case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+		return false, false, nil
+	default:
+		return false, false, fmt.Errorf("cache: value log gc: %w", wrapErr(err))
 	}
 }
 
@@ -632,6 +752,7 @@ func (w *badgerWriter) flush() error {
 		return fmt.Errorf("cache: write chunk of %q: %w", w.key, wrapErr(err))
 	}
 	w.chunks++
+	w.b.noteMapped(int64(len(w.buf)))
 	w.buf = w.buf[:0]
 	return nil
 }
@@ -733,6 +854,7 @@ func (w *badgerWriter) Cancel() error {
 // badgerObject reads a committed object through a read-only transaction,
 // i.e. from the snapshot in which Get found it.
 type badgerObject struct {
+	b   *Badger
 	txn *badger.Txn
 	key string
 	m   manifest
@@ -759,6 +881,7 @@ func (o *badgerObject) chunk(n int64) (*badger.Item, error) {
 		return nil, fmt.Errorf("cache: read %q: %w", o.key, wrapErr(err))
 	}
 	o.cur, o.item = n, item
+	o.b.noteMapped(item.ValueSize())
 	return item, nil
 }
 
@@ -851,6 +974,7 @@ func (o *badgerObject) Close() error {
 	o.closed = true
 	o.item = nil
 	o.txn.Discard()
+	o.b.readers.RUnlock()
 	return nil
 }
 

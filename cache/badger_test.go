@@ -313,3 +313,34 @@ func BenchmarkBadgerWrite(b *testing.B) {
 		}
 	}
 }
+
+// TestBadgerRunGC checks that value-log GC waits for open Objects, which
+// keep reading their bytes, and runs once they are closed.
+func TestBadgerRunGC(t *testing.T) {
+	ctx := context.Background()
+	s := openBadger(t, t.TempDir(), testOptions())
+	defer s.Close()
+	data := cachetest.Bytes(5, 4*cachetest.ChunkSize)
+	cachetest.Put(t, s, "k", cache.Meta{}, data, 0)
+	o, err := s.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := s.RunGC(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("RunGC with an open Object = %v, want it to wait until the deadline", err)
+	}
+	got, err := io.ReadAll(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cachetest.Equal(t, "deleted object read across RunGC", got, data)
+	o.Close()
+	if err := s.RunGC(ctx); err != nil {
+		t.Errorf("RunGC: %v", err)
+	}
+}

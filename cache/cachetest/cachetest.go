@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) cache.Store) {
 		{"UpdateMeta", testUpdateMeta},
 		{"Delete", testDelete},
 		{"List", testList},
+		{"ListAndDelete", testListAndDelete},
 		{"NotFound", testNotFound},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ConcurrentSameKey", testConcurrentSameKey},
@@ -674,6 +675,31 @@ func testList(t *testing.T, s cache.Store) {
 			t.Errorf("List visited %q, want the first two", got)
 		}
 	})
+}
+
+// testListAndDelete purges from inside List's callback, as an admin purge
+// would: it must neither deadlock nor skip objects.
+func testListAndDelete(t *testing.T, s cache.Store) {
+	ctx := context.Background()
+	const n = 300
+	for i := range n {
+		Put(t, s, fmt.Sprintf("purge/%03d", i), cache.Meta{}, []byte{byte(i)}, 0)
+	}
+	Put(t, s, "purgeX", cache.Meta{}, []byte("stays"), 0)
+	deleted := 0
+	err := s.List(ctx, "purge/", func(in cache.Info) error {
+		deleted++
+		return s.Delete(ctx, in.Key)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deleted != n {
+		t.Errorf("List visited %d objects, want %d", deleted, n)
+	}
+	if keys := listKeys(t, s, "purge"); !slices.Equal(keys, []string{"purgeX"}) {
+		t.Errorf("after purge List = %q, want [purgeX]", keys)
+	}
 }
 
 func testNotFound(t *testing.T, s cache.Store) {
