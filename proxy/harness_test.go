@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,7 +121,10 @@ func startProxy(t testing.TB, repos []config.Repo, edit func(*config.Config)) *t
 		store.Close()
 		t.Fatal(err)
 	}
-	p.http = httptest.NewServer(p.srv.Handler())
+	// The production http.Server settings (header limits, timeouts).
+	p.http = httptest.NewUnstartedServer(nil)
+	p.http.Config = p.srv.HTTPServer("")
+	p.http.Start()
 	t.Cleanup(func() {
 		p.http.Close()
 		p.srv.Close()
@@ -199,3 +203,16 @@ func readFile(t testing.TB, path string) []byte {
 	}
 	return b
 }
+
+type testRepoArg struct{ name, url string }
+type testRepoArgs []testRepoArg
+
+func (a testRepoArgs) repos() []config.Repo {
+	var out []config.Repo
+	for _, r := range a {
+		out = append(out, testRepo(r.name, r.url, time.Minute))
+	}
+	return out
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
