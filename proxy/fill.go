@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/dnfproxy/dnfproxy/cache"
-	"github.com/gin-gonic/gin"
 	"github.com/dnfproxy/dnfproxy/metadata"
+	"github.com/gin-gonic/gin"
 )
 
 // expect is what a fill must verify before it commits.
@@ -387,7 +387,7 @@ func (s *Server) streamFill(c *gin.Context, f *fill, hdr func(http.Header)) erro
 		h.Set("Content-Length", strconv.FormatInt(total, 10))
 	}
 	w.WriteHeader(http.StatusOK)
-		buf := make([]byte, 256<<10)
+	buf := make([]byte, 256<<10)
 	var off int64
 	for {
 		n, err := f.readAt(ctx, buf, off)

@@ -20,10 +20,10 @@ import (
 
 // Sentinel errors that the error middleware maps to HTTP statuses.
 var (
-	ErrNotFound        = errors.New("not found")                // 404
-	ErrBadRequest      = errors.New("bad request")              // 400
-	ErrUpstream        = errors.New("upstream failed")          // 502
-	ErrUpstreamTimeout = errors.New("upstream timed out")       // 504
+	ErrNotFound        = errors.New("not found")                 // 404
+	ErrBadRequest      = errors.New("bad request")               // 400
+	ErrUpstream        = errors.New("upstream failed")           // 502
+	ErrUpstreamTimeout = errors.New("upstream timed out")        // 504
 	ErrVerify          = errors.New("upstream content is wrong") // 502
 )
 
