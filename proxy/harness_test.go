@@ -90,6 +90,8 @@ type testProxy struct {
 	store cache.Store
 	http  *httptest.Server
 	cfg   config.Config
+
+	closeOnce sync.Once
 }
 
 // newRepoDir makes a createrepo_c repo of the given fixture RPMs under
@@ -125,12 +127,17 @@ func startProxy(t testing.TB, repos []config.Repo, edit func(*config.Config)) *t
 	p.http = httptest.NewUnstartedServer(nil)
 	p.http.Config = p.srv.HTTPServer("")
 	p.http.Start()
-	t.Cleanup(func() {
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Close stops the proxy and closes its store; it is idempotent.
+func (p *testProxy) Close() {
+	p.closeOnce.Do(func() {
 		p.http.Close()
 		p.srv.Close()
-		store.Close()
+		p.store.Close()
 	})
-	return p
 }
 
 // repo is a repo config pointing at upstream with a short TTL.
