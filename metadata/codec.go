@@ -59,11 +59,15 @@ func Decompress(r io.Reader, c Codec, limit int64) (io.ReadCloser, error) {
 		}
 		rc = io.NopCloser(zr)
 	case Zstd:
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(limit, 1<<20))))
+		// The decoder allocates a frame's whole window up front, so the
+		// window must be bounded; 8 MiB is what zstd uses up to level 19,
+		// so ordinary files decode whatever the limit.
+		src := &countingReader{r: r}
+		zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(limit, zstdMinWindow))))
 		if err != nil {
 			return nil, fmt.Errorf("%w: zstd: %v", ErrMalformed, err)
 		}
-		rc = zr.IOReadCloser()
+		rc = &zstdReader{zr: zr, src: src}
 	case Bzip2:
 		rc = io.NopCloser(bzip2.NewReader(r))
 	default:
@@ -93,3 +97,41 @@ func (l *limitedReadCloser) Read(p []byte) (int, error) {
 }
 
 func (l *limitedReadCloser) Close() error { return l.rc.Close() }
+
+// zstdMinWindow is the window a zstd frame may always use (see Decompress).
+const zstdMinWindow = 8 << 20
+
+// zstdReader reports the decoder's resource limits as ErrTooLarge and an
+// empty input as malformed (the decoder takes it for zero frames; the zstd
+// tool calls it an unexpected end of file).
+type zstdReader struct {
+	zr  *zstd.Decoder
+	src *countingReader
+}
+
+func (z *zstdReader) Read(p []byte) (int, error) {
+	n, err := z.zr.Read(p)
+	switch {
+	case errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded):
+		err = fmt.Errorf("%w: zstd: %v", ErrTooLarge, err)
+	case err == io.EOF && z.src.n == 0:
+		err = fmt.Errorf("%w: zstd: empty input", ErrMalformed)
+	}
+	return n, err
+}
+
+func (z *zstdReader) Close() error {
+	z.zr.Close()
+	return nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
