@@ -199,14 +199,16 @@ func (s *Server) runFill(rp *repoState, f *fill) {
 	s.fillMu.Lock()
 	delete(s.fills, f.key)
 	s.fillMu.Unlock()
+	// Fail before releasing waiters: a follower woken by ready must see
+	// the error (and answer 502/504), not start a 200 it cannot finish.
+	if err != nil {
+		f.fail(err)
+		s.log.Warn("fill failed", "repo", rp.name, "path", f.rel, "err", err)
+	}
 	select {
 	case <-f.ready:
 	default:
 		close(f.ready)
-	}
-	if err != nil {
-		f.fail(err)
-		s.log.Warn("fill failed", "repo", rp.name, "path", f.rel, "err", err)
 	}
 }
 
