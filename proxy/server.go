@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -340,8 +341,63 @@ func (s *Server) serveObject(c *gin.Context, obj cache.Object, rel string, polic
 	if lm, err := http.ParseTime(info.Meta.LastModified); err == nil {
 		mod = lm
 	}
+	if rng := c.Request.Header.Get("Range"); rng != "" {
+		clean, satisfiable := normalizeRange(rng)
+		if !satisfiable {
+			h.Set("Content-Range", fmt.Sprintf("bytes */%d", info.Size))
+			c.Status(http.StatusRequestedRangeNotSatisfiable)
+			return
+		}
+		if clean == "" {
+			c.Request.Header.Del("Range")
+		} else {
+			c.Request.Header.Set("Range", clean)
+		}
+	}
 	http.ServeContent(c.Writer, c.Request, "", mod, obj)
 	s.stats.servedBytes.Add(int64(c.Writer.Size()))
+}
+
+// normalizeRange parses a Range header strictly (RFC 9110 14.1.2: digits
+// only) before http.ServeContent sees it, whose parser accepts "+0" and
+// answers an empty suffix range ("-0") with an invalid Content-Range. It
+// returns the header to use: "" to ignore a header that is not a valid
+// bytes range (the full object is served), or satisfiable=false when only
+// empty suffix ranges were asked for.
+func normalizeRange(rng string) (clean string, satisfiable bool) {
+	specs, ok := strings.CutPrefix(rng, "bytes=")
+	if !ok {
+		return "", true
+	}
+	var kept []string
+	for _, spec := range strings.Split(specs, ",") {
+		spec = strings.TrimSpace(spec)
+		if spec == "" {
+			continue
+		}
+		start, end, ok := strings.Cut(spec, "-")
+		start, end = strings.TrimSpace(start), strings.TrimSpace(end)
+		if !ok || !allDigits(start) || !allDigits(end) || start == "" && end == "" {
+			return "", true
+		}
+		if start == "" && strings.Trim(end, "0") == "" {
+			continue // "-0" selects nothing
+		}
+		kept = append(kept, start+"-"+end)
+	}
+	if len(kept) == 0 {
+		return "", false
+	}
+	return "bytes=" + strings.Join(kept, ","), true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // serveFile serves a file no metadata lists (.treeinfo, GPG keys, images):
