@@ -56,10 +56,9 @@ func newUpstream(repo string, opt UpstreamOptions, log *slog.Logger) (*upstream,
 		if err != nil {
 			return nil, fmt.Errorf("repo %s: ca_file: %w", repo, err)
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
+		// The bundle replaces the system roots: an upstream with its own
+		// CA (the RHEL CDN's) is trusted for exactly that CA.
+		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("repo %s: ca_file %s: no PEM certificates found", repo, opt.CAFile)
 		}
