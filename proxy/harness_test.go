@@ -223,3 +223,15 @@ func (a testRepoArgs) repos() []config.Repo {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+func mustRequest(t testing.TB, path string) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest(http.MethodGet, "http://proxy.test"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.RequestURI = path
+	return r
+}
