@@ -151,17 +151,19 @@ func newHash(typ string) (hash.Hash, error) {
 // stallReader fails a read that gets no byte for the stall timeout. The
 // timer cancels the request context, which unblocks the body read.
 type stallReader struct {
-	r      io.Reader
-	timer  *time.Timer
-	d      time.Duration
-	cancel context.CancelCauseFunc
+	r     io.Reader
+	timer *time.Timer
+	d     time.Duration
 }
 
 var errStalled = errors.New("upstream stalled")
 
+// The timer runs only while waiting on upstream, so a slow local disk
+// under load never looks like an upstream stall.
 func (s *stallReader) Read(p []byte) (int, error) {
 	s.timer.Reset(s.d)
 	n, err := s.r.Read(p)
+	s.timer.Stop()
 	return n, err
 }
 

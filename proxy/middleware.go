@@ -23,12 +23,24 @@ const (
 // any) to a status: the one place errors become HTTP answers.
 func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
+	defer func() {
+		// An aborted transfer (http.ErrAbortHandler) is logged too, then
+		// handed on to net/http, which drops the connection.
+		r := recover()
+		s.logRequest(c, start, r != nil)
+		if r != nil {
+			panic(r)
+		}
+	}()
 	c.Next()
+}
+
+func (s *Server) logRequest(c *gin.Context, start time.Time, aborted bool) {
 	status := c.Writer.Status()
 	var errText string
 	if err := c.Errors.Last(); err != nil {
 		errText = err.Err.Error()
-		if !c.Writer.Written() {
+		if !c.Writer.Written() && !aborted {
 			status = statusOf(err.Err)
 			c.Header("Cache-Control", "no-store")
 			c.String(status, "%s\n", publicMessage(status, err.Err))
@@ -53,6 +65,9 @@ func (s *Server) accessLog(c *gin.Context) {
 	}
 	if errText != "" {
 		attrs = append(attrs, "err", errText)
+	}
+	if aborted {
+		attrs = append(attrs, "aborted", true)
 	}
 	s.log.Info("request", attrs...)
 }
