@@ -38,7 +38,7 @@ func (s *Server) Purge(ctx context.Context, repo, prefix string) (PurgeResult, e
 	}
 	rp.mu.Unlock()
 	var res PurgeResult
-	for _, p := range []string{genKey(repo, prefix), mdKey(repo, prefix, "")[:len("md/"+repo+"/"+prefix)], objKey(repo, prefix)} {
+	for _, p := range []string{genKey(repo, prefix), "md/" + repo + "/" + prefix, objKey(repo, prefix)} {
 		var keys []cache.Info
 		if err := s.store.List(ctx, p, func(i cache.Info) error {
 			keys = append(keys, i)
