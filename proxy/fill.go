@@ -341,6 +341,7 @@ func (s *Server) doFill(rp *repoState, f *fill) error {
 	f.broadcastLocked()
 	f.mu.Unlock()
 	s.stats.upstreamBytes.Add(n64)
+	s.metrics.fillDone(rp.name, time.Since(start), n64)
 	return nil
 }
 

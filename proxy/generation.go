@@ -74,6 +74,8 @@ type rootState struct {
 	mu   sync.RWMutex
 	cur  *generation
 	prev *generation
+
+	health refreshHealth // last revalidation attempt and outcome (admin API)
 }
 
 func (r *rootState) get() (cur, prev *generation) {
@@ -188,7 +190,9 @@ func (s *Server) generationFor(ctx context.Context, rp *repoState, root string, 
 		return cur, resultHit, nil
 	}
 	ch := s.refreshes.DoChan(rp.name+"\x00"+root, func() (any, error) {
-		return s.refresh(rp, root, st)
+		res, err := s.refresh(rp, root, st)
+		st.health.record(time.Now(), err)
+		return res, err
 	})
 	var res refreshResult
 	select {

@@ -70,6 +70,7 @@ func (s *Server) logRequest(c *gin.Context, start time.Time, aborted bool) {
 		attrs = append(attrs, "aborted", true)
 	}
 	s.log.Info("request", attrs...)
+	s.metrics.observeRequest(c, status, aborted)
 }
 
 func statusOf(err error) int {

@@ -72,6 +72,9 @@ type Server struct {
 	fillWG sync.WaitGroup
 
 	refreshes singleflight.Group
+
+	metrics *metrics    // Prometheus metrics (metrics.go)
+	admin   *adminState // admin API state (admin_state.go)
 }
 
 // New builds a Server over an open store and restores the persisted
@@ -111,6 +114,7 @@ func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error
 			roots: map[string]*rootState{},
 		}
 	}
+	s.initAdmin()
 	if err := s.loadGenerations(ctx); err != nil {
 		stop()
 		return nil, fmt.Errorf("loading metadata generations: %w", err)

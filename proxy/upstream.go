@@ -46,7 +46,7 @@ type upstream struct {
 	opt    UpstreamOptions
 	client *http.Client
 	log    *slog.Logger
-	onFail func(base string) // per-mirror error accounting; may be nil
+	onFail func(base string, err error) // per-mirror error accounting; may be nil
 }
 
 func newUpstream(repo string, opt UpstreamOptions, log *slog.Logger) (*upstream, error) {
@@ -171,7 +171,7 @@ func (u *upstream) get(ctx context.Context, rel string, hdr http.Header) (*http.
 func (u *upstream) failed(base string, err error) {
 	u.log.Warn("upstream error", "repo", u.repo, "mirror", redact(base), "err", err)
 	if u.onFail != nil {
-		u.onFail(base)
+		u.onFail(base, err)
 	}
 }
 

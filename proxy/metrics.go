@@ -1,0 +1,209 @@
+package proxy
+
+import (
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dnfproxy/dnfproxy/cache"
+)
+
+// resultError labels a request that ended in an error answer or an aborted
+// transfer; the other results are those of the access log.
+const resultError = "error"
+
+// metrics are the Prometheus metrics of one Server, on their own registry
+// (never the global one, so two Servers in one process do not collide).
+// Every method is safe on a nil *metrics, for Servers built without New.
+type metrics struct {
+	reg *prometheus.Registry
+
+	requests      *prometheus.CounterVec
+	servedBytes   *prometheus.CounterVec
+	upstreamBytes *prometheus.CounterVec
+	fillDuration  *prometheus.HistogramVec
+	evictions     prometheus.Counter
+	evictedBytes  prometheus.Counter
+	upstreamErrs  *prometheus.CounterVec
+	divergent     *prometheus.GaugeVec
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnfproxy_requests_total",
+			Help: "Client requests by repo and result (hit, miss, stale, pass, error).",
+		}, []string{"repo", "result"}),
+		servedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnfproxy_served_bytes_total",
+			Help: "Response body bytes sent to clients.",
+		}, []string{"repo"}),
+		upstreamBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnfproxy_upstream_bytes_total",
+			Help: "Bytes fetched from upstream into the cache.",
+		}, []string{"repo"}),
+		fillDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dnfproxy_fill_duration_seconds",
+			Help:    "Duration of successful cache fills from upstream.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}, []string{"repo"}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dnfproxy_evictions_total",
+			Help: "Objects evicted from the cache to stay under storage.max_size.",
+		}),
+		evictedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dnfproxy_evicted_bytes_total",
+			Help: "Bytes of the objects evicted from the cache.",
+		}),
+		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnfproxy_upstream_errors_total",
+			Help: "Upstream failures (connection errors, timeouts, 5xx) by repo and mirror base URL.",
+		}, []string{"repo", "mirror"}),
+		divergent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dnfproxy_divergent_packages",
+			Help: "Packages diverging from the RHEL ABI reference, by repo and class.",
+		}, []string{"repo", "class"}),
+	}
+	m.reg.MustRegister(m.requests, m.servedBytes, m.upstreamBytes, m.fillDuration,
+		m.evictions, m.evictedBytes, m.upstreamErrs, m.divergent,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&scrapeCollector{s: s})
+	return m
+}
+
+// handler serves the registry in the Prometheus text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// observeRequest counts a finished client request. It is called by the
+// access log, which knows the repo and the cache result; requests that
+// name no known repo are not counted.
+func (m *metrics) observeRequest(c *gin.Context, status int, aborted bool) {
+	if m == nil {
+		return
+	}
+	v, ok := c.Get(logRepo)
+	repo, _ := v.(string)
+	if !ok || repo == "" {
+		return
+	}
+	result := resultPass
+	if r, ok := c.Get(logResult); ok {
+		if rs, ok := r.(string); ok && rs != "" {
+			result = rs
+		}
+	}
+	if aborted || status >= 400 {
+		result = resultError
+	}
+	m.requests.WithLabelValues(repo, result).Inc()
+	if n := c.Writer.Size(); n > 0 {
+		m.servedBytes.WithLabelValues(repo).Add(float64(n))
+	}
+}
+
+// fillDone records a committed fill: its duration and the bytes it took
+// from upstream.
+func (m *metrics) fillDone(repo string, d time.Duration, bytes int64) {
+	if m == nil {
+		return
+	}
+	m.fillDuration.WithLabelValues(repo).Observe(d.Seconds())
+	m.upstreamBytes.WithLabelValues(repo).Add(float64(bytes))
+}
+
+func (m *metrics) upstreamError(repo, mirror string) {
+	if m == nil {
+		return
+	}
+	m.upstreamErrs.WithLabelValues(repo, mirror).Inc()
+}
+
+// ObserveEviction records that the eviction engine removed n objects
+// holding bytes bytes.
+func (s *Server) ObserveEviction(n int, bytes int64) {
+	if s.metrics == nil || n <= 0 {
+		return
+	}
+	s.metrics.evictions.Add(float64(n))
+	s.metrics.evictedBytes.Add(float64(bytes))
+}
+
+// SetDivergent sets dnfproxy_divergent_packages for a repo: the number of
+// divergent packages per class. Classes missing from byClass are dropped.
+func (s *Server) SetDivergent(repo string, byClass map[string]int) {
+	if s.metrics == nil {
+		return
+	}
+	s.metrics.divergent.DeletePartialMatch(prometheus.Labels{"repo": repo})
+	for class, n := range byClass {
+		s.metrics.divergent.WithLabelValues(repo, class).Set(float64(n))
+	}
+}
+
+// scrapeCollector reads the values that are cheaper to look up at scrape
+// time than to maintain: the store's size and the age of every metadata
+// generation.
+type scrapeCollector struct{ s *Server }
+
+var (
+	descCacheBytes = prometheus.NewDesc("dnfproxy_cache_bytes",
+		"Bytes of the committed objects in the cache store.", nil, nil)
+	descCacheObjects = prometheus.NewDesc("dnfproxy_cache_objects",
+		"Committed objects in the cache store.", nil, nil)
+	descCacheMax = prometheus.NewDesc("dnfproxy_cache_max_bytes",
+		"The configured size bound of the cache store (storage.max_size).", nil, nil)
+	descGenAge = prometheus.NewDesc("dnfproxy_metadata_generation_age_seconds",
+		"Seconds since upstream last confirmed the current metadata generation of a repo root.",
+		[]string{"repo", "root"}, nil)
+)
+
+func (sc *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descCacheBytes
+	ch <- descCacheObjects
+	ch <- descCacheMax
+	ch <- descGenAge
+}
+
+func (sc *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := sc.s
+	if sz, ok := s.store.(cache.Sizer); ok {
+		objects, bytes := sz.Size()
+		ch <- prometheus.MustNewConstMetric(descCacheBytes, prometheus.GaugeValue, float64(bytes))
+		ch <- prometheus.MustNewConstMetric(descCacheObjects, prometheus.GaugeValue, float64(objects))
+	}
+	ch <- prometheus.MustNewConstMetric(descCacheMax, prometheus.GaugeValue, float64(s.cfg.Storage.MaxSize))
+	now := time.Now()
+	for _, rp := range s.repos {
+		for _, root := range rp.rootNames() {
+			st := rp.knownRoot(root)
+			if st == nil {
+				continue
+			}
+			if cur, _ := st.get(); cur != nil {
+				ch <- prometheus.MustNewConstMetric(descGenAge, prometheus.GaugeValue,
+					now.Sub(cur.Fetched).Seconds(), rp.name, root)
+			}
+		}
+	}
+}
+
+// rootNames returns the repo's known roots, sorted.
+func (rp *repoState) rootNames() []string {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	out := make([]string, 0, len(rp.roots))
+	for r := range rp.roots {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
