@@ -47,6 +47,10 @@ type BadgerOptions struct {
 	// GCDiscardRatio is passed to badger's value-log GC by RunGC: a value
 	// log file is rewritten when at least this fraction of it is garbage.
 	GCDiscardRatio float64
+	// GCFinalDiscardRatio is the lower ratio RunGC goes on with once no
+	// file reaches GCDiscardRatio, so that after RunGC no sealed value-log
+	// file is more than this fraction garbage (see RunGC).
+	GCFinalDiscardRatio float64
 
 	// Badger's own knobs; see badger.Options for their meaning.
 	MemTableSize     int64 // bytes per memtable (keys and small values only)
@@ -77,6 +81,7 @@ func DefaultBadgerOptions() BadgerOptions {
 		ChunkSize:           1 << 20,
 		AccessedGranularity: time.Minute,
 		GCDiscardRatio:      0.5,
+		GCFinalDiscardRatio: 0.2,
 		MemTableSize:        16 << 20,
 		NumMemtables:        2,
 		BlockCacheSize:      8 << 20,
@@ -97,7 +102,8 @@ type Badger struct {
 	nextID  atomic.Uint64 // last write id handed out
 	objects atomic.Int64
 	bytes   atomic.Int64
-	orphans int64 // chunks removed by OpenBadger
+	garbage atomic.Int64 // bytes deleted, replaced or cancelled since the last compact
+	orphans int64        // chunks removed by OpenBadger
 
 	// closeMu is held for reading by every operation that calls badger
 	// (but not by open Objects), for writing by Close and by release, which
@@ -166,6 +172,9 @@ func OpenBadger(dir string, opt BadgerOptions) (*Badger, error) {
 	}
 	if opt.GCDiscardRatio <= 0 || opt.GCDiscardRatio >= 1 {
 		opt.GCDiscardRatio = def.GCDiscardRatio
+	}
+	if opt.GCFinalDiscardRatio <= 0 || opt.GCFinalDiscardRatio > opt.GCDiscardRatio {
+		opt.GCFinalDiscardRatio = min(def.GCFinalDiscardRatio, opt.GCDiscardRatio)
 	}
 	if opt.MemTableSize <= 0 {
 		opt.MemTableSize = def.MemTableSize
@@ -310,6 +319,9 @@ func (b *Badger) recover() error {
 		}
 	}
 	b.orphans = int64(len(orphanKeys))
+	// Deletions of a previous run may not have been compacted yet: the
+	// first RunGC compacts in any case.
+	b.garbage.Store(b.orphans + 1)
 	return nil
 }
 
@@ -529,6 +541,7 @@ func (b *Badger) Delete(ctx context.Context, key string) error {
 	if old != nil {
 		b.objects.Add(-1)
 		b.bytes.Add(-old.Size)
+		b.garbage.Add(max(old.Size, 1))
 		if err := b.deleteRest(old.ID, rest); err != nil {
 			return fmt.Errorf("cache: delete %q: %w", key, err)
 		}
@@ -628,57 +641,6 @@ func (b *Badger) listBatch(prefix string, start []byte) ([]Info, []byte, error) 
 		return nil, nil, fmt.Errorf("cache: list %q: %w", prefix, wrapErr(err))
 	}
 	return batch, next, nil
-}
-
-// RunGC reclaims value-log space freed by deleted and replaced objects. It
-// rewrites value-log files until none is worth rewriting, or ctx ends.
-// Badger learns what is garbage from LSM compactions, so space from recent
-// deletions may only become reclaimable later.
-//
-// Rewriting moves values that open Objects may be reading, so each round
-// runs only while no Object is open (RunGC waits, polling, for such a
-// moment) and Get waits for the round to end.
-func (b *Badger) RunGC(ctx context.Context) error {
-	for {
-		busy, more, err := b.gcRound()
-		if err != nil || !more {
-			return err
-		}
-		if !busy {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// gcRound tries one value-log rewrite. It reports whether Objects were open
-// (and nothing was tried), and whether RunGC should go on.
-func (b *Badger) gcRound() (busy, more bool, err error) {
-	done, err := b.begin()
-	if err != nil {
-		return false, false, err
-	}
-	defer done()
-	if !b.readers.TryLock() {
-		return true, true, nil
-	}
-	defer b.readers.Unlock()
-	err = b.db.RunValueLogGC(b.opt.GCDiscardRatio)
-	switch {
-	case err == nil:
-		return false, true, nil
-	case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
-		return false, false, nil
-	default:
-		return false, false, fmt.Errorf("cache: value log gc: %w", wrapErr(err))
-	}
 }
 
 // Create implements Store.
@@ -815,6 +777,7 @@ func (w *badgerWriter) Commit(ctx context.Context) error {
 	if old != nil {
 		w.b.objects.Add(-1)
 		w.b.bytes.Add(-old.Size)
+		w.b.garbage.Add(max(old.Size, 1))
 		if err := w.b.deleteRest(old.ID, rest); err != nil {
 			// The new object is committed; the leftovers are orphans that
 			// the next OpenBadger removes.
@@ -833,6 +796,7 @@ func (w *badgerWriter) Cancel() error {
 	if w.chunks == 0 {
 		return nil
 	}
+	w.b.garbage.Add(int64(w.chunks) * int64(w.b.opt.ChunkSize))
 	done, err := w.b.begin()
 	if err != nil {
 		return nil // the chunks are orphans; the next OpenBadger removes them
