@@ -5,8 +5,8 @@ GO       ?= go
 FUZZTIME ?= 30s
 
 # External tools the tests drive, and the Debian packages that provide them.
-TOOLS        := dnf createrepo_c rpmbuild zck
-APT_PACKAGES := dnf createrepo-c rpm zchunk
+TOOLS        := dnf createrepo_c rpmbuild zck chromium
+APT_PACKAGES := dnf createrepo-c rpm zchunk chromium
 
 .PHONY: build deps test bench fuzz rpms
 

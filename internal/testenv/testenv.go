@@ -108,6 +108,7 @@ var debianPackage = map[string]string{
 	"rpmbuild":     "rpm",
 	"createrepo_c": "createrepo-c",
 	"zck":          "zchunk",
+	"chromium":     "chromium",
 }
 
 // InCI reports whether the environment variable CI is "true", as CI systems
