@@ -62,6 +62,9 @@ func runServe(args []string) error {
 			return fmt.Errorf("listen %s: %w", hs.Addr, err)
 		}
 		log.Info("listening", "addr", ln.Addr().String())
+		if hs == servers[0] {
+			srv.SetClientURL(ln.Addr().String()) // warm jobs of the admin API fetch through it
+		}
 		g.Go(func() error {
 			if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return err
