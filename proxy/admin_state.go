@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"time"
 )
@@ -89,11 +90,16 @@ func (s *Server) initAdmin() {
 }
 
 // SetClientURL tells the Server the base URL of its client listener
-// (e.g. "http://127.0.0.1:8080"), which warm jobs fetch through. Without
-// it the URL is derived from the listen address in the configuration.
+// (e.g. "http://127.0.0.1:8080"), which warm jobs fetch through. A bare
+// listen address ("[::]:8080") is accepted too: a wildcard host becomes
+// loopback. Without it the URL is derived from the configured listen
+// address.
 func (s *Server) SetClientURL(u string) {
+	if !strings.Contains(u, "://") {
+		u = listenURL(u)
+	}
 	s.admin.mu.Lock()
-	s.admin.clientURL = u
+	s.admin.clientURL = strings.TrimSuffix(u, "/")
 	s.admin.mu.Unlock()
 }
 

@@ -1,0 +1,424 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/warm"
+)
+
+// RepoStatus is one repo of GET /api/v1/repos.
+type RepoStatus struct {
+	Name               string         `json:"name"`
+	URL                string         `json:"url"`
+	Mirrors            []string       `json:"mirrors"`
+	MetadataTTLSeconds float64        `json:"metadata_ttl_seconds"`
+	Compat             CompatStatus   `json:"compat"`
+	Upstream           UpstreamStatus `json:"upstream"`
+	Roots              []RootStatus   `json:"roots"`
+}
+
+// CompatStatus is a repo's compat setting.
+type CompatStatus struct {
+	Mode      string `json:"mode"`
+	Reference string `json:"reference"`
+}
+
+// UpstreamStatus is what the proxy knows of a repo's upstream: the last
+// failure of any request to it, the last metadata revalidation tried and
+// the last that succeeded (over all roots), and failures per mirror.
+type UpstreamStatus struct {
+	LastError    string           `json:"last_error,omitempty"`
+	LastErrorAt  *time.Time       `json:"last_error_at,omitempty"`
+	LastAttempt  *time.Time       `json:"last_refresh_attempt,omitempty"`
+	LastSuccess  *time.Time       `json:"last_refresh_success,omitempty"`
+	MirrorErrors map[string]int64 `json:"mirror_errors"`
+}
+
+// RootStatus is one repo root (a directory holding repodata/repomd.xml)
+// and its current metadata generation.
+type RootStatus struct {
+	Path     string     `json:"path"`
+	Revision string     `json:"revision"`
+	Created  *time.Time `json:"created,omitempty"` // when the proxy switched to this generation
+	Fetched  *time.Time `json:"fetched,omitempty"` // when upstream last confirmed it
+	// AgeSeconds is the time since upstream last confirmed the generation:
+	// how far behind upstream the proxy may be.
+	AgeSeconds float64 `json:"age_seconds"`
+	// Stale is set when the generation is older than the TTL or the last
+	// revalidation failed: clients get metadata upstream may have replaced.
+	Stale          bool       `json:"stale"`
+	RefreshFailing bool       `json:"refresh_failing"`
+	LastAttempt    *time.Time `json:"last_refresh_attempt,omitempty"`
+	LastSuccess    *time.Time `json:"last_refresh_success,omitempty"`
+	LastError      string     `json:"last_error,omitempty"`
+	LastErrorAt    *time.Time `json:"last_error_at,omitempty"`
+	Packages       int        `json:"packages"` // packages in primary.xml
+	Files          int        `json:"files"`    // files repomd.xml lists
+	IndexError     string     `json:"index_error,omitempty"`
+	HasPrevious    bool       `json:"has_previous"` // the previous generation is still served
+}
+
+// CacheStats is GET /api/v1/cache.
+type CacheStats struct {
+	Objects       int64 `json:"objects"`
+	Bytes         int64 `json:"bytes"`
+	MaxBytes      int64 `json:"max_bytes"`
+	Hits          int64 `json:"hits"`
+	Misses        int64 `json:"misses"`
+	UpstreamBytes int64 `json:"upstream_bytes"`
+}
+
+// RefreshStatus is POST /api/v1/repos/<name>/refresh.
+type RefreshStatus struct {
+	Repo   string     `json:"repo"`
+	Path   string     `json:"path"`
+	Result string     `json:"result"` // changed | unchanged | failed
+	Error  string     `json:"error,omitempty"`
+	Root   RootStatus `json:"root"`
+}
+
+// PurgeStatus is DELETE /api/v1/cache.
+type PurgeStatus struct {
+	Repo    string `json:"repo"`
+	Prefix  string `json:"prefix"`
+	Objects int    `json:"objects"`
+	Bytes   int64  `json:"bytes"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// repoStatuses returns every repo's state, in configuration order.
+func (s *Server) repoStatuses(ctx context.Context) []RepoStatus {
+	out := make([]RepoStatus, 0, len(s.cfg.Repos))
+	for _, rc := range s.cfg.Repos {
+		if rp, ok := s.repos[rc.Name]; ok {
+			out = append(out, s.repoStatus(ctx, rp))
+		}
+	}
+	return out
+}
+
+func (s *Server) repoStatus(ctx context.Context, rp *repoState) RepoStatus {
+	st := RepoStatus{
+		Name:               rp.name,
+		URL:                redact(rp.cfg.URL),
+		Mirrors:            []string{},
+		MetadataTTLSeconds: rp.ttl.Seconds(),
+		Compat:             CompatStatus{Mode: string(rp.cfg.Compat.Mode), Reference: rp.cfg.Compat.Reference},
+		Upstream:           UpstreamStatus{MirrorErrors: map[string]int64{}},
+		Roots:              []RootStatus{},
+	}
+	if st.Compat.Mode == "" {
+		st.Compat.Mode = "off"
+	}
+	for _, m := range rp.cfg.Mirrors {
+		st.Mirrors = append(st.Mirrors, redact(m))
+	}
+	var lastErrAt, lastAttempt, lastSuccess time.Time
+	if h := s.admin.upstreams[rp.name]; h != nil {
+		h.mu.Lock()
+		st.Upstream.LastError, lastErrAt = h.lastErr, h.lastErrAt
+		for k, v := range h.errors {
+			st.Upstream.MirrorErrors[k] = v
+		}
+		h.mu.Unlock()
+	}
+	for _, root := range rp.rootNames() {
+		rs, ok := s.rootStatus(ctx, rp, root)
+		if !ok {
+			continue
+		}
+		st.Roots = append(st.Roots, rs)
+		if rs.LastErrorAt != nil && rs.LastErrorAt.After(lastErrAt) {
+			st.Upstream.LastError, lastErrAt = rs.LastError, *rs.LastErrorAt
+		}
+		if rs.LastAttempt != nil && rs.LastAttempt.After(lastAttempt) {
+			lastAttempt = *rs.LastAttempt
+		}
+		if rs.LastSuccess != nil && rs.LastSuccess.After(lastSuccess) {
+			lastSuccess = *rs.LastSuccess
+		}
+	}
+	st.Upstream.LastErrorAt = timePtr(lastErrAt)
+	st.Upstream.LastAttempt = timePtr(lastAttempt)
+	st.Upstream.LastSuccess = timePtr(lastSuccess)
+	return st
+}
+
+// rootStatus describes a known root; ok is false for a root the proxy has
+// never tried.
+func (s *Server) rootStatus(ctx context.Context, rp *repoState, root string) (RootStatus, bool) {
+	st := rp.knownRoot(root)
+	if st == nil {
+		return RootStatus{}, false
+	}
+	h := st.health.snapshot()
+	cur, prev := st.get()
+	if cur == nil && h.lastAttempt.IsZero() {
+		return RootStatus{}, false
+	}
+	rs := RootStatus{
+		Path:           root,
+		RefreshFailing: h.failing,
+		LastAttempt:    timePtr(h.lastAttempt),
+		LastSuccess:    timePtr(h.lastSuccess),
+		LastError:      h.lastErr,
+		LastErrorAt:    timePtr(h.lastErrAt),
+		HasPrevious:    prev != nil,
+		Stale:          h.failing,
+	}
+	if cur == nil {
+		rs.Stale = true
+		return rs, true
+	}
+	rs.Revision = cur.md.Revision
+	rs.Created, rs.Fetched = timePtr(cur.Created), timePtr(cur.Fetched)
+	if rs.LastSuccess == nil {
+		// A generation restored from disk: upstream confirmed it then.
+		rs.LastSuccess = timePtr(cur.Fetched)
+	}
+	rs.AgeSeconds = time.Since(cur.Fetched).Seconds()
+	if time.Since(cur.Fetched) > rp.ttl {
+		rs.Stale = true
+	}
+	rs.Files = len(cur.md.Records)
+	if err := s.buildIndex(rp, root, cur); err != nil {
+		rs.IndexError = err.Error()
+	} else {
+		rs.Packages = len(cur.idx.pkgs)
+	}
+	return rs, true
+}
+
+// rootParam turns the ?path= of an API call into a root: "" or a clean
+// relative path ending in "/".
+func rootParam(repo, p string) (string, error) {
+	p = strings.TrimPrefix(p, "/")
+	if p == "" {
+		return "", nil
+	}
+	if !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	if _, err := parseTarget("/"+repo+"/"+p, "/"+repo+"/"+p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// apiFail answers with the status the error middleware would give err.
+func apiFail(c *gin.Context, err error) {
+	status := statusOf(err)
+	apiError(c, status, publicMessage(status, err))
+}
+
+func (s *Server) apiRepos(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"repos": s.repoStatuses(c.Request.Context())})
+}
+
+func (s *Server) apiDivergences(c *gin.Context) {
+	name := c.Param("name")
+	if _, ok := s.repos[name]; !ok {
+		apiError(c, http.StatusNotFound, fmt.Sprintf("no repo %q", name))
+		return
+	}
+	root, err := rootParam(name, c.Query("path"))
+	if err != nil {
+		apiFail(c, err)
+		return
+	}
+	rep, err := s.divergenceReport(c.Request.Context(), name, root)
+	if err != nil {
+		apiFail(c, err)
+		return
+	}
+	if rep.Packages == nil {
+		rep.Packages = []DivergentPackage{}
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, rep)
+}
+
+// apiRefresh revalidates a root's metadata now, whatever its age, and
+// answers with the new state: 200 when upstream answered (changed or
+// not), the upstream error status when it failed.
+func (s *Server) apiRefresh(c *gin.Context) {
+	name := c.Param("name")
+	rp, ok := s.repos[name]
+	if !ok {
+		apiError(c, http.StatusNotFound, fmt.Sprintf("no repo %q", name))
+		return
+	}
+	root, err := rootParam(name, c.Query("path"))
+	if err != nil {
+		apiFail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	_, result, err := s.generationFor(ctx, rp, root, 0)
+	out := RefreshStatus{Repo: name, Path: root}
+	status := http.StatusOK
+	switch {
+	case err != nil:
+		out.Result, out.Error = "failed", err.Error()
+		status = statusOf(err)
+	case result == resultStale:
+		out.Result = "failed"
+		status = http.StatusBadGateway
+		if st := rp.knownRoot(root); st != nil {
+			out.Error = st.health.snapshot().lastErr
+		}
+	case result == resultMiss:
+		out.Result = "changed"
+	default:
+		out.Result = "unchanged"
+	}
+	out.Root, _ = s.rootStatus(ctx, rp, root)
+	out.Root.Path = root
+	c.Header("Cache-Control", "no-store")
+	c.JSON(status, out)
+}
+
+func (s *Server) cacheStats(store cache.Store) CacheStats {
+	st := CacheStats{
+		MaxBytes:      int64(s.cfg.Storage.MaxSize),
+		Hits:          s.stats.hits.Load(),
+		Misses:        s.stats.misses.Load(),
+		UpstreamBytes: s.stats.upstreamBytes.Load(),
+	}
+	if sz, ok := store.(cache.Sizer); ok {
+		st.Objects, st.Bytes = sz.Size()
+	}
+	return st
+}
+
+func (s *Server) apiCacheStats(store cache.Store) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Header("Cache-Control", "no-store")
+		c.JSON(http.StatusOK, s.cacheStats(store))
+	}
+}
+
+func (s *Server) apiPurge(c *gin.Context) {
+	repo := c.Query("repo")
+	if repo == "" {
+		apiError(c, http.StatusBadRequest, "the repo query parameter is required: DELETE /api/v1/cache?repo=NAME[&prefix=PATH]")
+		return
+	}
+	prefix := strings.TrimPrefix(c.Query("prefix"), "/")
+	res, err := s.Purge(c.Request.Context(), repo, prefix)
+	if err != nil {
+		apiFail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, PurgeStatus{Repo: repo, Prefix: prefix, Objects: res.Objects, Bytes: res.Bytes})
+}
+
+// maxWarmBody bounds the body of POST /api/v1/warm.
+const maxWarmBody = 1 << 20
+
+func (s *Server) apiWarm(c *gin.Context) {
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, maxWarmBody+1))
+	if err != nil {
+		apiError(c, http.StatusBadRequest, "reading the body: "+err.Error())
+		return
+	}
+	if len(body) > maxWarmBody {
+		apiError(c, http.StatusRequestEntityTooLarge, "body over 1 MiB")
+		return
+	}
+	req, err := s.parseWarmRequest(body)
+	if err != nil {
+		apiError(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	j, err := s.startWarm(req)
+	if err != nil {
+		apiError(c, http.StatusTooManyRequests, err.Error())
+		return
+	}
+	c.Header("Location", "/api/v1/jobs/"+j.id)
+	c.JSON(http.StatusAccepted, j.status())
+}
+
+// parseWarmRequest decodes and checks a warm request strictly: unknown
+// fields, an unknown repo or package selection are errors.
+func (s *Server) parseWarmRequest(body []byte) (warmRequest, error) {
+	var req warmRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, fmt.Errorf("bad JSON body: %v (want {\"repo\": NAME, \"path\": SUBPATH, \"packages\": \"none|latest|all\"})", err)
+	}
+	if dec.More() {
+		return req, errors.New("bad JSON body: more than one value")
+	}
+	if req.Repo == "" {
+		return req, errors.New("repo is required")
+	}
+	if _, ok := s.repos[req.Repo]; !ok {
+		return req, fmt.Errorf("repo: no repo %q", req.Repo)
+	}
+	if req.Packages == "" {
+		req.Packages = warm.PackagesLatest
+	}
+	if !slices.Contains([]string{warm.PackagesNone, warm.PackagesLatest, warm.PackagesAll}, req.Packages) {
+		return req, fmt.Errorf("packages: %q is not one of none, latest, all", req.Packages)
+	}
+	root, err := rootParam(req.Repo, req.Path)
+	if err != nil {
+		return req, fmt.Errorf("path: %v", err)
+	}
+	req.Path = root
+	if req.Concurrency < 0 || req.Concurrency > 64 {
+		return req, fmt.Errorf("concurrency: %d is not between 1 and 64", req.Concurrency)
+	}
+	for _, n := range req.Names {
+		if n == "" || strings.ContainsAny(n, " \t\r\n/") {
+			return req, fmt.Errorf("names: %q is not a package name", n)
+		}
+	}
+	return req, nil
+}
+
+func (s *Server) apiJob(c *gin.Context) {
+	j := s.admin.jobs.get(c.Param("id"))
+	if j == nil {
+		apiError(c, http.StatusNotFound, fmt.Sprintf("no job %q", c.Param("id")))
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, j.status())
+}
+
+func (s *Server) apiJobs(c *gin.Context) {
+	s.admin.jobs.mu.Lock()
+	jobs := slices.Clone(s.admin.jobs.jobs)
+	s.admin.jobs.mu.Unlock()
+	out := make([]JobStatus, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, j.status())
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Created.After(out[b].Created) })
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"jobs": out})
+}
