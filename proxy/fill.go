@@ -333,6 +333,7 @@ func (s *Server) doFill(rp *repoState, f *fill) error {
 	if err := w.Commit(ctx); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
+	s.evictSoon()
 	s.fillMu.Lock()
 	delete(s.fills, f.key) // new requests now find the committed object
 	s.fillMu.Unlock()

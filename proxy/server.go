@@ -75,6 +75,7 @@ type Server struct {
 
 	metrics *metrics    // Prometheus metrics (metrics.go)
 	admin   *adminState // admin API state (admin_state.go)
+	evict   *evictor    // storage.max_size (evict.go)
 }
 
 // New builds a Server over an open store and restores the persisted
@@ -119,6 +120,7 @@ func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error
 		stop()
 		return nil, fmt.Errorf("loading metadata generations: %w", err)
 	}
+	s.startEvictor()
 	return s, nil
 }
 
@@ -127,6 +129,7 @@ func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error
 func (s *Server) Close() {
 	s.stop()
 	s.fillWG.Wait()
+	s.stopEvictor()
 }
 
 // Handler returns the client-facing HTTP handler.
