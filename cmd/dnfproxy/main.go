@@ -14,6 +14,8 @@ const usage = `usage: dnfproxy <command> [flags]
 
 commands:
   serve [--config FILE]   run the proxy (built-in defaults without --config)
+  warm --proxy URL --repo NAME [--path P] [--packages none|latest|all] [--from-file LIST] [--concurrency N]
+                          fetch a repo through a running proxy (dnfproxy warm -h)
   version                 print the version
 `
 
@@ -26,6 +28,8 @@ func main() {
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "serve":
 		err = runServe(args)
+	case "warm":
+		os.Exit(runWarm(args))
 	case "version", "--version":
 		fmt.Println("dnfproxy", version)
 	case "help", "-h", "--help":
