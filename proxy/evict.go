@@ -50,7 +50,9 @@ type evictor struct {
 	kick chan struct{} // buffered(1): "something was committed"
 	done chan struct{} // closed when the goroutine ends
 
-	mu sync.Mutex // one round at a time
+	mu        sync.Mutex    // one round at a time; guards what follows
+	fresh     time.Duration // freshGrace (tests shorten it)
+	prevGrace time.Duration // prevGenGrace (tests shorten it)
 }
 
 // EvictResult says what an eviction round did.
@@ -72,6 +74,9 @@ func (s *Server) startEvictor() {
 		max:  int64(s.cfg.Storage.MaxSize),
 		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
+
+		fresh:     freshGrace,
+		prevGrace: prevGenGrace,
 	}
 	go s.runEvictor()
 }
@@ -171,7 +176,7 @@ func (s *Server) evictLRU(ctx context.Context) (EvictResult, error) {
 	err := s.store.List(ctx, "", func(in cache.Info) error {
 		listed += in.Size
 		if pinned[in.Key] || strings.HasPrefix(in.Key, "gen/") ||
-			strings.HasPrefix(in.Key, "md/") && start.Sub(in.Stored) < freshGrace {
+			strings.HasPrefix(in.Key, "md/") && start.Sub(in.Stored) < s.evict.fresh {
 			res.Pinned++
 			return nil
 		}
@@ -238,7 +243,7 @@ func (s *Server) evictLRU(ctx context.Context) (EvictResult, error) {
 
 // pinnedKeys returns the store keys eviction must not touch besides gen/
 // records: the repodata files of every root's current generation, and of
-// its previous one while the current one is young.
+// its previous one while the current one is young. s.evict.mu is held.
 func (s *Server) pinnedKeys(now time.Time) map[string]bool {
 	pinned := map[string]bool{}
 	for _, rp := range s.repos {
@@ -248,7 +253,7 @@ func (s *Server) pinnedKeys(now time.Time) map[string]bool {
 			roots[root] = st
 		}
 		rp.mu.Unlock()
-		grace := max(rp.ttl, prevGenGrace)
+		grace := max(rp.ttl, s.evict.prevGrace)
 		for root, st := range roots {
 			cur, prev := st.get()
 			if cur == nil {
