@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dnfproxy/dnfproxy/internal/config"
+	"github.com/dnfproxy/dnfproxy/internal/testenv"
+)
+
+// dashboardRepos are two repos over one upstream: one with compat on (it
+// gets a divergence section), one off (it does not).
+func dashboardRepos(upURL string) []config.Repo {
+	alma := testRepo("alma", upURL, time.Hour)
+	alma.Compat.Mode = config.ModeAnnotate
+	alma.Compat.Reference = "rhel"
+	return []config.Repo{alma, testRepo("rhel", upURL, time.Hour)}
+}
+
+// checkDashboard asserts what an admin looks for on the page.
+func checkDashboard(t *testing.T, page string) {
+	t.Helper()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`<table[^>]*id="divergences"`),
+		regexp.MustCompile(`<table[^>]*id="repos"`),
+		regexp.MustCompile(`<tr[^>]*class="repo"[^>]*data-repo="alma"`),
+		regexp.MustCompile(`<tr[^>]*class="repo"[^>]*data-repo="rhel"`),
+		regexp.MustCompile(`<tbody[^>]*data-repo="alma"`),
+		regexp.MustCompile(`no divergences known`),
+		regexp.MustCompile(`<th>NEVRA</th>\s*<th>Classes</th>\s*<th>Reasons</th>\s*<th>Action</th>`),
+		regexp.MustCompile(`<table[^>]*id="cache"`),
+	} {
+		if !want.MatchString(page) {
+			t.Errorf("dashboard has no %s", want)
+		}
+	}
+	if regexp.MustCompile(`<tbody[^>]*data-repo="rhel"`).MatchString(page) {
+		t.Error("a repo with compat off has a divergence section")
+	}
+	// The revision of the fetched generation is shown.
+	if !regexp.MustCompile(`<td>\d{6,}</td>`).MatchString(page) {
+		t.Error("dashboard shows no metadata revision")
+	}
+}
+
+func TestDashboardHTML(t *testing.T) {
+	up := newFakeUpstream(t, newRepoDir(t, "", testenv.InitialRPMs()))
+	a := startAdmin(t, dashboardRepos(up.URL()), nil)
+	a.fetch(t, "/alma/repodata/repomd.xml")
+	status, _, body := a.do(t, "GET", "/", "Bearer "+testToken, nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /: %d %s", status, body)
+	}
+	checkDashboard(t, string(body))
+	if strings.Contains(string(body), "<script") {
+		t.Error("dashboard has scripts")
+	}
+}
+
+// TestDashboardChromium loads the dashboard in headless Chromium, the token
+// given as the password of HTTP Basic auth in the URL, as a browser user
+// would, and checks the rendered DOM.
+func TestDashboardChromium(t *testing.T) {
+	chromium := testenv.RequireTool(t, "chromium")
+	up := newFakeUpstream(t, newRepoDir(t, "", testenv.InitialRPMs()))
+	a := startAdmin(t, dashboardRepos(up.URL()), nil)
+	a.fetch(t, "/alma/repodata/repomd.xml")
+
+	u, err := url.Parse(a.admin.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := func(u *url.URL) string {
+		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, chromium,
+			"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--disable-dev-shm-usage", "--user-data-dir="+t.TempDir(),
+			"--dump-dom", u.String())
+		out, err := cmd.Output()
+		if err != nil {
+			var stderr string
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = string(ee.Stderr)
+			}
+			t.Fatalf("chromium: %v\n%s", err, stderr)
+		}
+		return string(out)
+	}
+
+	u.User = url.UserPassword("admin", testToken)
+	checkDashboard(t, dump(u))
+
+	// A wrong password gets no dashboard.
+	u.User = url.UserPassword("admin", "wrong")
+	if page := dump(u); strings.Contains(page, `id="divergences"`) {
+		t.Error("dashboard shown with a wrong password")
+	}
+}
