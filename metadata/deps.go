@@ -15,10 +15,14 @@ type PackageDeps struct {
 	Provides []string // names of the rpm:provides entries
 	Requires []string // names of the rpm:requires entries, without rpmlib(...)
 	Files    []string // the <file> entries (files, dirs and ghosts alike)
+	// ABIProvides are the provides describing exported ABI (IsABIProvide)
+	// with their versions: a kernel symbol's version is its CRC.
+	ABIProvides []Provide
 }
 
 type xmlDepEntry struct {
 	Name string `xml:"name,attr"`
+	Ver  string `xml:"ver,attr"`
 }
 
 type xmlDepsPackage struct {
@@ -79,6 +83,9 @@ func ScanPrimaryDeps(r io.Reader, fn func(PackageDeps) error) error {
 		for _, e := range x.Format.Provides {
 			if name := strings.TrimSpace(e.Name); name != "" {
 				d.Provides = append(d.Provides, name)
+				if IsABIProvide(name) {
+					d.ABIProvides = append(d.ABIProvides, Provide{Name: name, Version: e.Ver})
+				}
 			}
 		}
 		for _, e := range x.Format.Requires {
