@@ -94,7 +94,8 @@ var ErrIncomplete = errors.New("warm: some files failed")
 // Run warms what opt says. progress may be nil; it is called after each
 // file, never concurrently. It returns ErrIncomplete (with the Result
 // listing failures) when anything asked for did not arrive, and other errors
-// only for bad Options.
+// only for bad Options. When ctx ends, Run stops at once and returns
+// ErrIncomplete wrapping ctx's cause; the files cut short are not listed.
 func Run(ctx context.Context, opt Options, progress func(Progress)) (Result, error) {
 	r, err := newRun(opt, progress)
 	if err != nil {
@@ -272,6 +273,9 @@ func (r *runner) fetchAll(ctx context.Context, files []file, sink func(file) io.
 	var g errgroup.Group
 	g.SetLimit(r.opt.Concurrency)
 	for _, f := range files {
+		if ctx.Err() != nil {
+			break // finish reports the cancellation, not each file
+		}
 		w := sink(f)
 		g.Go(func() error {
 			r.fetch(ctx, f, w)
@@ -286,7 +290,9 @@ func (r *runner) fetchAll(ctx context.Context, files []file, sink func(file) io.
 func (r *runner) fetch(ctx context.Context, f file, w io.Writer) error {
 	n, err := r.get(ctx, f, w)
 	if err != nil {
-		r.fail(f, err, true)
+		if ctx.Err() == nil {
+			r.fail(f, err, true)
+		}
 		return err
 	}
 	r.mu.Lock()
@@ -301,9 +307,6 @@ func (r *runner) fetch(ctx context.Context, f file, w io.Writer) error {
 }
 
 func (r *runner) get(ctx context.Context, f file, w io.Writer) (int64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, context.Cause(ctx)
-	}
 	u := r.base.JoinPath(r.opt.Repo, r.opt.Path+f.href)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {

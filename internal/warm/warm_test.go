@@ -1,6 +1,7 @@
 package warm_test
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"net/http"
@@ -428,5 +429,35 @@ func TestWarmCommandBadFlags(t *testing.T) {
 	code, _, stderr := runWarmCommand(t, "", "--proxy", "http://127.0.0.1:1", "--repo", "r")
 	if code != 1 || !strings.Contains(stderr, "repodata/repomd.xml") {
 		t.Errorf("unreachable proxy: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestWarmCancel(t *testing.T) {
+	up := newUpstream(t, "el9", allFixtures...)
+	var rpms atomic.Int32
+	proxyURL := fakeProxy(t, up, func(_ http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, ".rpm") {
+			rpms.Add(1)
+		}
+		return false
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var last warm.Progress
+	res, err := warm.Run(ctx, warm.Options{Proxy: proxyURL, Repo: "test", Path: "el9/", Packages: warm.PackagesAll, Concurrency: 1},
+		func(p warm.Progress) {
+			last = p
+			if strings.HasSuffix(p.Current, ".rpm") {
+				cancel() // after the first package
+			}
+		})
+	if !errors.Is(err, warm.ErrIncomplete) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want ErrIncomplete and context.Canceled", err)
+	}
+	if len(res.Failed) != 0 {
+		t.Fatalf("failed %+v: a cancelled run lists no failures", res.Failed)
+	}
+	if got := rpms.Load(); got != 1 || last.Done >= last.Total {
+		t.Fatalf("%d packages requested, progress %+v; want the run stopped after one", got, last)
 	}
 }
