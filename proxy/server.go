@@ -128,6 +128,7 @@ func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error
 // stays open: its owner closes it.
 func (s *Server) Close() {
 	s.stop()
+	s.admin.jobs.wg.Wait() // warm jobs end with the base context
 	s.fillWG.Wait()
 	s.stopEvictor()
 }
