@@ -55,12 +55,19 @@ func (s *Server) dashboard(store cache.Store) gin.HandlerFunc {
 			if r.Compat.Mode == string(config.ModeOff) {
 				continue
 			}
-			roots := []string{""}
-			if len(r.Roots) > 0 {
-				roots = roots[:0]
-				for _, rs := range r.Roots {
+			var roots []string
+			for _, rs := range r.Roots {
+				if rs.Revision != "" {
 					roots = append(roots, rs.Path)
 				}
+			}
+			if len(roots) == 0 {
+				// Nothing fetched yet: the page does not go upstream.
+				data.Divergences = append(data.Divergences, divergenceSection{
+					DivergenceReport: DivergenceReport{Repo: r.Name, Reference: r.Compat.Reference},
+					Mode:             r.Compat.Mode,
+				})
+				continue
 			}
 			for _, root := range roots {
 				sec := divergenceSection{Mode: r.Compat.Mode}

@@ -104,3 +104,30 @@ func TestDashboardChromium(t *testing.T) {
 		t.Error("dashboard shown with a wrong password")
 	}
 }
+
+// TestDashboardDivergenceRows renders the template with a report that has
+// packages, as the rewriter produces them.
+func TestDashboardDivergenceRows(t *testing.T) {
+	var buf strings.Builder
+	err := dashboardTmpl.Execute(&buf, dashboardData{
+		Now: time.Now(),
+		Divergences: []divergenceSection{{
+			Mode: "annotate",
+			DivergenceReport: DivergenceReport{Repo: "alma", Path: "9/os/", Reference: "rhel", Packages: []DivergentPackage{{
+				NEVRA: "dnfpt-lib-1.0-1.el9.alma.1.noarch", Classes: []string{"patched", "abi-changed"},
+				Reasons: []string{"vendor release marker .alma.1", "<b>soname</b> changed"}, Action: "annotate",
+			}}},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	row := regexp.MustCompile(`<tr class="divergence"><td><code>dnfpt-lib-1.0-1.el9.alma.1.noarch</code></td><td>patched, abi-changed</td><td>vendor release marker .alma.1<br>&lt;b&gt;soname&lt;/b&gt; changed</td><td>annotate</td></tr>`)
+	if !row.MatchString(page) {
+		t.Errorf("no divergence row (reasons escaped) in:\n%s", page)
+	}
+	if strings.Contains(page, "no divergences known") {
+		t.Error(`"no divergences known" shown beside a divergence`)
+	}
+}
