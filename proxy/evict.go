@@ -175,8 +175,8 @@ func (s *Server) evictLRU(ctx context.Context) (EvictResult, error) {
 	var listed int64
 	err := s.store.List(ctx, "", func(in cache.Info) error {
 		listed += in.Size
-		if pinned[in.Key] || strings.HasPrefix(in.Key, "gen/") ||
-			strings.HasPrefix(in.Key, "md/") && start.Sub(in.Stored) < s.evict.fresh {
+		if pinned[in.Key] || strings.HasPrefix(in.Key, "gen/") || strings.HasPrefix(in.Key, "viewrec/") ||
+			(strings.HasPrefix(in.Key, "md/") || strings.HasPrefix(in.Key, "view/")) && start.Sub(in.Stored) < s.evict.fresh {
 			res.Pinned++
 			return nil
 		}
@@ -270,6 +270,21 @@ func (s *Server) pinnedKeys(now time.Time) map[string]bool {
 			}
 		}
 	}
+	// The rewritten files of every view in use, current and previous.
+	s.views.Range(func(_, v any) bool {
+		slot := v.(*viewSlot)
+		slot.mu.Lock()
+		defer slot.mu.Unlock()
+		for _, vg := range []*viewGen{slot.cur, slot.prev} {
+			if vg == nil {
+				continue
+			}
+			for _, f := range vg.Files {
+				pinned[f.Key] = true
+			}
+		}
+		return true
+	})
 	return pinned
 }
 

@@ -280,6 +280,8 @@ func (s *Server) refresh(rp *repoState, root string, st *rootState) (refreshResu
 	if err := s.buildIndex(rp, root, g); err != nil {
 		return refreshResult{}, err
 	}
+	// Views of the new generation are ready before anyone sees it.
+	s.prepareViews(ctx, rp, root, g)
 	if err := s.commitGeneration(ctx, rp, root, st, g, cur); err != nil {
 		return refreshResult{}, err
 	}

@@ -15,6 +15,9 @@ type DivergenceReport struct {
 	Path      string             `json:"path"`
 	Reference string             `json:"reference"`
 	Packages  []DivergentPackage `json:"packages"` // never null
+	// Affected lists, in filter mode, the kept packages whose requirements
+	// only filtered packages satisfied (beyond DESIGN.md's fields).
+	Affected []affectedPackage `json:"affected,omitempty"`
 }
 
 // DivergentPackage is one package of a DivergenceReport.
@@ -31,22 +34,27 @@ type DivergentPackage struct {
 }
 
 // divergenceReport returns the divergence report of a repo root (path is
-// "" or ends in "/"). Unknown repo: ErrNotFound.
-//
-// The metadata rewriter fills Packages; until it is wired in, the report
-// names the repo, the path and the reference and lists no package.
+// "" or ends in "/"), with each package's action in the repo's compat mode.
+// Unknown repo: ErrNotFound.
 func (s *Server) divergenceReport(ctx context.Context, repo, path string) (DivergenceReport, error) {
 	rp, ok := s.repos[repo]
 	if !ok {
 		return DivergenceReport{}, fmt.Errorf("%w: no repo %q", ErrNotFound, repo)
 	}
-	if err := ctx.Err(); err != nil {
+	g, _, err := s.generationFor(ctx, rp, path, rp.ttl)
+	if err != nil {
 		return DivergenceReport{}, err
 	}
+	an, err := s.analysisFor(ctx, rp, path, g)
+	if err != nil {
+		return DivergenceReport{}, err
+	}
+	pkgs, affected := an.report(rp.cfg.Compat, effectiveView(rp, ViewDefault))
 	return DivergenceReport{
 		Repo:      repo,
 		Path:      path,
 		Reference: rp.cfg.Compat.Reference,
-		Packages:  []DivergentPackage{},
+		Packages:  pkgs,
+		Affected:  affected,
 	}, nil
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/dnfproxy/dnfproxy/cache"
 	"github.com/dnfproxy/dnfproxy/internal/config"
+	"github.com/dnfproxy/dnfproxy/metadata"
 )
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -73,6 +74,15 @@ type Server struct {
 
 	refreshes singleflight.Group
 
+	// Metadata rewriting (views.go).
+	rules      atomic.Pointer[metadata.RuleSet]
+	signerOnce sync.Once
+	signer     *metadata.Signer
+	signerErr  error
+	views      sync.Map // repo\x00root\x00view → *viewSlot
+	analyses   sync.Map // repo\x00root → *analysisSlot
+	viewBuilds singleflight.Group
+
 	metrics *metrics    // Prometheus metrics (metrics.go)
 	admin   *adminState // admin API state (admin_state.go)
 	evict   *evictor    // storage.max_size (evict.go)
@@ -116,6 +126,10 @@ func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error
 		}
 	}
 	s.initAdmin()
+	if err := s.LoadRules(); err != nil {
+		stop()
+		return nil, fmt.Errorf("rule_files: %w", err)
+	}
 	if err := s.loadGenerations(ctx); err != nil {
 		stop()
 		return nil, fmt.Errorf("loading metadata generations: %w", err)
@@ -171,12 +185,20 @@ func (s *Server) handle(c *gin.Context) {
 		c.Error(fmt.Errorf("%w: no repo %q", ErrNotFound, t.repo))
 		return
 	}
-	if t.view != ViewDefault && t.view != ViewRaw {
+	view := effectiveView(rp, t.view)
+	if view != ViewRaw && view != ViewAnnotate && view != ViewFilter {
 		c.Error(fmt.Errorf("%w: repo %s has no view %q", ErrNotFound, t.repo, t.view))
 		return
 	}
 	c.Set(logRepo, t.repo)
 	kind, root := classify(t.rel)
+	if view != ViewRaw && (kind == kindRepomd || kind == kindSignature || kind == kindRepodata) {
+		err = s.serveView(c, rp, view, t.rel, kind, root)
+		if err != nil {
+			c.Error(err)
+		}
+		return
+	}
 	switch kind {
 	case kindRepomd:
 		err = s.serveRepomd(c, rp, root)
