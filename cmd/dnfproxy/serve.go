@@ -54,6 +54,20 @@ func runServe(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP re-reads the rule files; requests go on meanwhile and see the
+	// new views once they are built.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if err := srv.LoadRules(); err != nil {
+				log.Error("reloading rules failed; keeping the previous rules", "err", err)
+			} else {
+				log.Info("rules reloaded")
+			}
+		}
+	}()
 	servers := []*http.Server{srv.HTTPServer(cfg.Listen), srv.AdminServer(cfg.Admin.Listen, store)}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, hs := range servers {
