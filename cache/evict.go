@@ -54,8 +54,8 @@ const gcPoll = 50 * time.Millisecond
 // ValueLogFileSize; badger never rewrites it).
 //
 // Compaction and rewriting run only while no Object is open (RunGC polls
-// for such a moment, until ctx ends); the compaction also holds off every
-// other store operation for its duration (milliseconds for a store of
+// for such a moment, until ctx ends); both also hold off every other store
+// operation for their duration (milliseconds for a store of
 // thousands of objects: the LSM holds keys and manifests only).
 func (b *Badger) RunGC(ctx context.Context) error {
 	if b.garbage.Load() > 0 {
@@ -65,7 +65,10 @@ func (b *Badger) RunGC(ctx context.Context) error {
 	}
 	for _, ratio := range []float64{b.opt.GCDiscardRatio, b.opt.GCFinalDiscardRatio} {
 		for more := true; more; {
-			err := b.whenQuiet(ctx, false, func() error {
+			// Exclusive: badger v4.9.6's value-log rewrite reads the
+			// memtable's max version without a lock (DB.MaxVersion), racing
+			// any concurrent write; the race detector catches it.
+			err := b.whenQuiet(ctx, true, func() error {
 				var err error
 				more, err = b.rewriteOne(ratio)
 				return err

@@ -116,6 +116,7 @@ func (p *testProxy) fetchOK(t *testing.T, repo, upDir, rel string) {
 	if want := readFile(t, filepath.Join(upDir, rel)); !bytes.Equal(body, want) {
 		t.Fatalf("GET %s: %d bytes differ from upstream's %d", rel, len(body), len(want))
 	}
+	p.settle(t) // the store commit follows the client's last byte
 }
 
 func (p *testProxy) cached(t *testing.T, key string) bool {

@@ -48,9 +48,12 @@ type fill struct {
 	total       int64 // announced size, -1 unknown
 	meta        cache.Meta
 	notModified bool // upstream answered 304: the cached object stands
-	finished    bool
+	bodyDone    bool // upstream's body fully in the spool (not yet verified)
+	finished    bool // verified (err == nil) or failed: clients may finish
 	err         error
-	refs        int // spool users: the leader and each follower
+	commitErr   error // verified bytes that could not be stored
+	discard     bool  // purged while running: serve the clients, store nothing
+	refs        int   // spool users: the leader and each follower
 	upstreamDur time.Duration
 }
 
@@ -198,13 +201,16 @@ func (s *Server) runFill(rp *repoState, f *fill) {
 	defer close(f.done)
 	defer f.release()
 	err := s.doFill(rp, f)
-	s.fillMu.Lock()
-	delete(s.fills, f.key)
-	s.fillMu.Unlock()
+	s.forget(f)
 	// Fail before releasing waiters: a follower woken by ready must see
 	// the error (and answer 502/504), not start a 200 it cannot finish.
 	if err != nil {
 		f.fail(err)
+		f.mu.Lock()
+		if f.err == nil { // the clients got verified bytes; only storing failed
+			f.commitErr = err
+		}
+		f.mu.Unlock()
 		s.log.Warn("fill failed", "repo", rp.name, "path", f.rel, "err", err)
 	}
 	select {
@@ -288,6 +294,47 @@ func (s *Server) doFill(rp *repoState, f *fill) error {
 	if limit > 0 {
 		body = io.LimitReader(body, limit+1)
 	}
+	// The store is written by a follower of the spool, so that a slow
+	// store never slows the clients down: they get the last byte once the
+	// bytes are verified, while the store may still be catching up.
+	stored := make(chan error, 1)
+	go func() { stored <- s.storeSpool(f, w) }()
+	err = s.readUpstream(ctx, f, body, h, limit, total, stall)
+	if err != nil {
+		s.forget(f) // no new client may join a failed fill
+		f.fail(err)
+		<-stored
+		return err
+	}
+	f.mu.Lock()
+	f.finished = true
+	n64 := f.written
+	f.broadcastLocked()
+	f.mu.Unlock()
+	s.stats.upstreamBytes.Add(n64)
+	s.metrics.fillDone(rp.name, time.Since(start), n64)
+	if err := <-stored; err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	f.mu.Lock()
+	discard := f.discard
+	f.mu.Unlock()
+	if discard {
+		s.forget(f)
+		return nil
+	}
+	if err := w.Commit(ctx); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	s.forget(f) // new requests now find the committed object
+	s.evictSoon()
+	return nil
+}
+
+// readUpstream copies upstream's body into the spool, hashing it, and
+// verifies size and checksum at the end.
+func (s *Server) readUpstream(ctx context.Context, f *fill, body io.Reader, h hash.Hash, limit, total int64, stall time.Duration) error {
+	spool := f.spool
 	buf := make([]byte, 256<<10)
 	var n64 int64
 	for {
@@ -296,9 +343,6 @@ func (s *Server) doFill(rp *repoState, f *fill) error {
 			chunk := buf[:n]
 			if _, err := spool.WriteAt(chunk, n64); err != nil {
 				return fmt.Errorf("spool: %w", err)
-			}
-			if _, err := w.Write(chunk); err != nil {
-				return fmt.Errorf("cache: %w", err)
 			}
 			if h != nil {
 				h.Write(chunk)
@@ -322,6 +366,10 @@ func (s *Server) doFill(rp *repoState, f *fill) error {
 			return fmt.Errorf("%w: %s: reading body after %d bytes: %v", ErrUpstream, f.rel, n64, rerr)
 		}
 	}
+	f.mu.Lock()
+	f.bodyDone = true
+	f.broadcastLocked()
+	f.mu.Unlock()
 	if total >= 0 && n64 != total {
 		return fmt.Errorf("%w: %s: got %d bytes, expected %d", ErrVerify, f.rel, n64, total)
 	}
@@ -330,20 +378,61 @@ func (s *Server) doFill(rp *repoState, f *fill) error {
 			return fmt.Errorf("%w: %s: %s checksum is %s, metadata says %s", ErrVerify, f.rel, f.exp.sum.Type, got, f.exp.sum.Value)
 		}
 	}
-	if err := w.Commit(ctx); err != nil {
-		return fmt.Errorf("cache: %w", err)
-	}
-	s.evictSoon()
-	s.fillMu.Lock()
-	delete(s.fills, f.key) // new requests now find the committed object
-	s.fillMu.Unlock()
-	f.mu.Lock()
-	f.finished = true
-	f.broadcastLocked()
-	f.mu.Unlock()
-	s.stats.upstreamBytes.Add(n64)
-	s.metrics.fillDone(rp.name, time.Since(start), n64)
 	return nil
+}
+
+// storeSpool copies the spool into the store writer as the bytes arrive.
+// It stops at the end of upstream's body, or when the fill fails.
+func (s *Server) storeSpool(f *fill, w cache.Writer) error {
+	buf := make([]byte, 1<<20)
+	var off int64
+	for {
+		f.mu.Lock()
+		switch {
+		case f.finished && f.err != nil:
+			f.mu.Unlock()
+			return f.err
+		case off < f.written:
+			n := min(int64(len(buf)), f.written-off)
+			sp := f.spool
+			f.mu.Unlock()
+			if _, err := sp.ReadAt(buf[:n], off); err != nil {
+				return fmt.Errorf("spool: %w", err)
+			}
+			if _, err := w.Write(buf[:n]); err != nil {
+				return err
+			}
+			off += n
+			continue
+		case f.bodyDone:
+			f.mu.Unlock()
+			return nil
+		}
+		ch := f.notify
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-s.baseCtx.Done():
+			return s.baseCtx.Err()
+		}
+	}
+}
+
+// forget removes f from the in-flight map, unless another fill of the
+// same key has replaced it there.
+func (s *Server) forget(f *fill) {
+	s.fillMu.Lock()
+	if s.fills[f.key] == f {
+		delete(s.fills, f.key)
+	}
+	s.fillMu.Unlock()
+}
+
+// fillsRunning reports how many fills are in flight (not yet committed).
+func (s *Server) fillsRunning() int {
+	s.fillMu.Lock()
+	defer s.fillMu.Unlock()
+	return len(s.fills)
 }
 
 // await waits for a fill to end and returns its error.
@@ -355,7 +444,10 @@ func (f *fill) await(ctx context.Context) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.err
+	if f.err != nil {
+		return f.err
+	}
+	return f.commitErr
 }
 
 // streamFill sends a fill's bytes to a client as they arrive. Headers go

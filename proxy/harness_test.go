@@ -235,3 +235,16 @@ func mustRequest(t testing.TB, path string) *http.Request {
 	r.RequestURI = path
 	return r
 }
+
+// settle waits until every fill has been committed to the store: clients
+// finish once their bytes are verified, the commit may follow a moment later.
+func (p *testProxy) settle(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for p.srv.fillsRunning() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("fills still running after 30s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dnfproxy/dnfproxy/cache"
@@ -37,8 +38,35 @@ func (s *Server) Purge(ctx context.Context, repo, prefix string) (PurgeResult, e
 		}
 	}
 	rp.mu.Unlock()
+	prefixes := []string{genKey(repo, prefix), "md/" + repo + "/" + prefix, objKey(repo, prefix), "view/" + repo + "/" + prefix, "viewrec/" + repo + "/" + prefix}
+	// Running fills under the prefix: one whose bytes are verified is about
+	// to commit, so wait for it and delete what it stored; one still
+	// downloading finishes for its clients but stores nothing.
+	var settling []*fill
+	s.fillMu.Lock()
+	for key, f := range s.fills {
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) {
+			continue
+		}
+		f.mu.Lock()
+		if f.finished && f.err == nil {
+			settling = append(settling, f)
+		} else {
+			f.discard = true
+			delete(s.fills, key)
+		}
+		f.mu.Unlock()
+	}
+	s.fillMu.Unlock()
+	for _, f := range settling {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return PurgeResult{}, ctx.Err()
+		}
+	}
 	var res PurgeResult
-	for _, p := range []string{genKey(repo, prefix), "md/" + repo + "/" + prefix, objKey(repo, prefix)} {
+	for _, p := range prefixes {
 		var keys []cache.Info
 		if err := s.store.List(ctx, p, func(i cache.Info) error {
 			keys = append(keys, i)

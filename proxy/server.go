@@ -336,8 +336,18 @@ func (s *Server) serveVerified(c *gin.Context, rp *repoState, key, rel string, e
 // follow serves a client from a running fill. Range and HEAD requests
 // wait for the object to be complete and are then served from the store.
 func (s *Server) follow(c *gin.Context, f *fill, policy cachePolicy, ttl time.Duration) error {
-	s.stats.misses.Add(1)
-	c.Set(logResult, resultMiss)
+	// Bytes already verified (the store commit may still be running) are
+	// served locally: a hit.
+	f.mu.Lock()
+	verified := f.finished && f.err == nil && !f.notModified
+	f.mu.Unlock()
+	if verified {
+		s.stats.hits.Add(1)
+		c.Set(logResult, resultHit)
+	} else {
+		s.stats.misses.Add(1)
+		c.Set(logResult, resultMiss)
+	}
 	if c.Request.Method == http.MethodHead || c.GetHeader("Range") != "" {
 		err := f.await(c.Request.Context())
 		f.release()
