@@ -491,13 +491,14 @@ func (an *analysis) report(c config.Compat, view string) ([]DivergentPackage, []
 func (s *Server) buildView(ctx context.Context, rp *repoState, root string, g *generation, an *analysis, view, input string) (*viewGen, error) {
 	start := time.Now()
 	dec := an.decisions(rp.cfg.Compat, view)
-	prim, rec, err := s.openRecord(ctx, rp, root, g, "primary")
-	if err != nil {
-		return nil, fmt.Errorf("primary.xml: %w", err)
+	// The analysis already scanned primary.xml: the plan comes from it.
+	var decided []metadata.PlannedPackage
+	for _, p := range an.pkgs {
+		if d, ok := dec[p.pkgid]; ok && d.Action != metadata.ActionNone && d.Action != "" {
+			decided = append(decided, metadata.PlannedPackage{ID: p.id, PkgID: p.pkgid, Decision: d})
+		}
 	}
-	plan, err := metadata.NewPlan(prim, metadata.CodecOf(rec.Href), s.limits.decompressed,
-		func(_ metadata.PackageID, pkgid string) metadata.Decision { return dec[pkgid] })
-	prim.Close()
+	plan, err := metadata.PlanOf(len(an.pkgs), decided)
 	if err != nil {
 		return nil, err
 	}
