@@ -270,15 +270,9 @@ func (s *Server) pinnedKeys(now time.Time) map[string]bool {
 			}
 		}
 	}
-	// The rewritten files of every view in use, current and previous.
+	// The rewritten files of every view in use, current and retired.
 	s.views.Range(func(_, v any) bool {
-		slot := v.(*viewSlot)
-		slot.mu.Lock()
-		defer slot.mu.Unlock()
-		for _, vg := range []*viewGen{slot.cur, slot.prev} {
-			if vg == nil {
-				continue
-			}
+		for _, vg := range v.(*viewSlot).all() {
 			for _, f := range vg.Files {
 				pinned[f.Key] = true
 			}

@@ -50,17 +50,31 @@ type viewFile struct {
 	Checksum string `json:"checksum"` // "type:hex"; empty for proxy-made files
 }
 
-// viewSlot holds a root's current and previous view of one kind; the
-// previous one stays servable while clients may still use its repomd.xml.
+// viewSlot holds a root's current view of one kind and the views it
+// replaced (newest first, at most maxRetiredViews): a client may still hold
+// any of their repomd.xml files, after an upstream change or a rules reload.
 type viewSlot struct {
-	mu        sync.Mutex
-	cur, prev *viewGen
-	loaded    bool // persisted record read
+	mu      sync.Mutex
+	cur     *viewGen
+	retired []*viewGen
+	loaded  bool // persisted record read
+}
+
+const maxRetiredViews = 3
+
+// all returns the current view and the retired ones, newest first.
+func (v *viewSlot) all() []*viewGen {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cur == nil {
+		return nil
+	}
+	return append([]*viewGen{v.cur}, v.retired...)
 }
 
 type viewRecord struct {
-	Cur  *viewGen `json:"cur"`
-	Prev *viewGen `json:"prev,omitempty"`
+	Cur     *viewGen   `json:"cur"`
+	Retired []*viewGen `json:"retired,omitempty"`
 }
 
 func viewRecordKey(repo, root, view string) string {
@@ -206,12 +220,14 @@ func (s *Server) viewFor(ctx context.Context, rp *repoState, root string, g *gen
 
 func (s *Server) installView(ctx context.Context, slot *viewSlot, repo, root, view string, vg *viewGen) {
 	slot.mu.Lock()
-	prev := slot.cur
-	if prev != nil && prev.Base == vg.Base {
-		prev = slot.prev // a rules change: the old upstream view stays the previous one
+	if slot.cur != nil {
+		slot.retired = append([]*viewGen{slot.cur}, slot.retired...)
+		if len(slot.retired) > maxRetiredViews {
+			slot.retired = slot.retired[:maxRetiredViews]
+		}
 	}
-	slot.cur, slot.prev = vg, prev
-	rec := viewRecord{Cur: vg, Prev: prev}
+	slot.cur = vg
+	rec := viewRecord{Cur: vg, Retired: slices.Clone(slot.retired)}
 	slot.mu.Unlock()
 	data, err := json.Marshal(rec)
 	if err == nil {
@@ -236,7 +252,7 @@ func (s *Server) loadViewRecord(ctx context.Context, slot *viewSlot, repo, root,
 	defer obj.Close()
 	var rec viewRecord
 	if json.NewDecoder(obj).Decode(&rec) == nil && rec.Cur != nil {
-		slot.cur, slot.prev = rec.Cur, rec.Prev
+		slot.cur, slot.retired = rec.Cur, rec.Retired
 	}
 }
 
@@ -699,11 +715,7 @@ func (s *Server) serveView(c *gin.Context, rp *repoState, view, rel, kind, root 
 		return nil
 	}
 	href := rel[len(root):]
-	slot := s.viewSlot(rp.name, root, view)
-	slot.mu.Lock()
-	cur, prev := slot.cur, slot.prev
-	slot.mu.Unlock()
-	for _, v := range []*viewGen{vg, cur, prev} {
+	for _, v := range append([]*viewGen{vg}, s.viewSlot(rp.name, root, view).all()...) {
 		if v == nil {
 			continue
 		}
