@@ -19,7 +19,9 @@
 # change). Knobs (environment): BENCH_BIG_MIB (256), BENCH_REPS (5, rounds
 # of rows 1 and 3), BENCH_RPS_ROUNDS (5) of BENCH_RPS_SECONDS (2) per side
 # for row 2, BENCH_DNF_RUNS (5),
-# BENCH_SYNTH_PKGS (20000; 0 skips the synthetic repo), BENCH_KEEP=1 keeps
+# BENCH_SYNTH_PKGS (20000; 0 skips the synthetic repo), BENCH_WAN_RATE (nginx
+# limit_rate of the WAN-like upstream of row 3d, 200m), BENCH_WAN_REPS (3),
+# BENCH_KEEP=1 keeps
 # the temporary directory.
 #
 # Exit status: 0 when the measurements ran, whatever the verdicts (they are
@@ -32,6 +34,8 @@ ROOT=$(cd "$HERE/.." && pwd)
 OUT=${BENCH_OUT:-$HERE/out}
 BIG_MIB=${BENCH_BIG_MIB:-256}
 REPS=${BENCH_REPS:-5}
+WAN_RATE=${BENCH_WAN_RATE:-200m}
+WAN_REPS=${BENCH_WAN_REPS:-3}
 RPS_SECONDS=${BENCH_RPS_SECONDS:-2}
 RPS_ROUNDS=${BENCH_RPS_ROUNDS:-5}
 DNF_RUNS=${BENCH_DNF_RUNS:-5}
@@ -171,6 +175,11 @@ http {
 	server {
 		listen 127.0.0.1:$NGINX_PORT;
 		root $WWW;
+		# A WAN-like upstream for row 3d: the same files at a bounded rate.
+		location /wan/ {
+			alias $WWW/;
+			limit_rate $WAN_RATE;
+		}
 	}
 }
 EOF
@@ -208,6 +217,9 @@ storage:
 repos:
   - name: bench
     url: "$DIRECT/"
+    metadata_ttl: "1h"
+  - name: wan
+    url: "$DIRECT/wan/"
     metadata_ttl: "1h"
 EOF
 	env -u http_proxy -u HTTP_PROXY -u no_proxy -u NO_PROXY \
@@ -425,6 +437,19 @@ v=$(verdict "$anon_mib" "<" 100)
 count_miss "$v"
 row 3c "peak RssAnon of the proxy during the cold fills" "MiB" "$anon_mib" "" "" "< 100" "$v" \
 	"per fill (KiB): ${anon[*]}"
+
+# --- 3d: cold miss from a WAN-like upstream ----------------------------------------------
+
+log "3d: cold miss, ${BIG_MIB} MiB file, upstream limited to $WAN_RATE B/s"
+round_reset
+for ((i = 0; i < WAN_REPS; i++)); do
+	start_proxy
+	j=$(lg 3d-proxy -url "${PROXY%/bench}/wan/images/big.img=$BIG_SIZE" -n 1)
+	stop_proxy
+	round_add "$(field seconds "$j")" "$(field seconds "$(lg 3d-direct -url "$DIRECT/wan/images/big.img=$BIG_SIZE" -n 1)")"
+done
+row_rounds 3d "cold miss, ${BIG_MIB} MiB file, upstream at $WAN_RATE B/s" "s" "<=" 1.15 \
+	"$WAN_REPS rounds, a fresh proxy store each; nginx limit_rate models a fast WAN mirror"
 
 # --- 4: dnf makecache ------------------------------------------------------------------
 

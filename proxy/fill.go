@@ -294,9 +294,10 @@ func (s *Server) doFill(rp *repoState, f *fill) error {
 	if limit > 0 {
 		body = io.LimitReader(body, limit+1)
 	}
-	// The store is written by a follower of the spool, so that a slow
-	// store never slows the clients down: they get the last byte once the
-	// bytes are verified, while the store may still be catching up.
+	// The store is written from the spool once upstream's body is in, so
+	// that the store's work (badger copies every chunk several times) never
+	// competes with the transfer the clients wait for: they get the last
+	// byte as soon as the bytes are verified.
 	stored := make(chan error, 1)
 	go func() { stored <- s.storeSpool(f, w) }()
 	err = s.readUpstream(ctx, f, body, h, limit, total, stall)
@@ -335,7 +336,7 @@ func (s *Server) doFill(rp *repoState, f *fill) error {
 // verifies size and checksum at the end.
 func (s *Server) readUpstream(ctx context.Context, f *fill, body io.Reader, h hash.Hash, limit, total int64, stall time.Duration) error {
 	spool := f.spool
-	buf := make([]byte, 256<<10)
+	buf := make([]byte, 1<<20)
 	var n64 int64
 	for {
 		n, rerr := body.Read(buf)
@@ -381,11 +382,25 @@ func (s *Server) readUpstream(ctx context.Context, f *fill, body io.Reader, h ha
 	return nil
 }
 
-// storeSpool copies the spool into the store writer as the bytes arrive.
-// It stops at the end of upstream's body, or when the fill fails.
+// storeSpool copies the spool into the store writer once upstream's body
+// is complete (or stops when the fill fails).
 func (s *Server) storeSpool(f *fill, w cache.Writer) error {
 	buf := make([]byte, 1<<20)
 	var off int64
+	for {
+		f.mu.Lock()
+		started := f.bodyDone || f.finished
+		ch := f.notify
+		f.mu.Unlock()
+		if started {
+			break
+		}
+		select {
+		case <-ch:
+		case <-s.baseCtx.Done():
+			return s.baseCtx.Err()
+		}
+	}
 	for {
 		f.mu.Lock()
 		switch {
