@@ -49,7 +49,10 @@ func (s *Server) divergenceReport(ctx context.Context, repo, path string) (Diver
 	if err != nil {
 		return DivergenceReport{}, err
 	}
-	pkgs, affected := an.report(rp.cfg.Compat, effectiveView(rp, ViewDefault))
+	pkgs, affected, err := s.viewReport(ctx, rp, path, g, an, effectiveView(rp, ViewDefault))
+	if err != nil {
+		return DivergenceReport{}, err
+	}
 	return DivergenceReport{
 		Repo:      repo,
 		Path:      path,

@@ -274,16 +274,20 @@ func (s *Server) putSmall(ctx context.Context, key string, data []byte, ctype st
 type analysis struct {
 	input   string // upstream repomd + rules + compat settings + reference
 	base    string // sha256 of upstream's repomd.xml
+	total   int    // packages primary.xml lists
 	pkgs    []analyzedPkg
 	modular map[string]bool // ModularKey → listed in modules.yaml
+
+	mu       sync.Mutex
+	affected map[string][]affectedPackage // by view, computed on demand
 }
 
+// analyzedPkg is a package with findings; the others are only counted, so
+// the analysis stays small whatever the size of the repo.
 type analyzedPkg struct {
 	id       metadata.PackageID
 	pkgid    string
 	findings []metadata.Finding
-	requires []string
-	provides []string // provides and files: what requires can name
 }
 
 type analysisSlot struct {
@@ -332,10 +336,11 @@ func (s *Server) analysisFor(ctx context.Context, rp *repoState, root string, g 
 	an := &analysis{input: input, base: hex.EncodeToString(base[:])}
 	err := s.scanDeps(ctx, rp, root, g, func(p metadata.PackageDeps) error {
 		id := idOf(p.Package)
-		ap := analyzedPkg{id: id, pkgid: p.Checksum.Value, requires: p.Requires}
-		ap.provides = append(append(ap.provides, p.Provides...), p.Files...)
-		ap.findings = append(rs.Match(id), metadata.Compare(metadata.ABIPackage{PackageID: id, Provides: p.ABIProvides}, ref)...)
-		an.pkgs = append(an.pkgs, ap)
+		an.total++
+		findings := append(rs.Match(id), metadata.Compare(metadata.ABIPackage{PackageID: id, Provides: p.ABIProvides}, ref)...)
+		if len(findings) > 0 {
+			an.pkgs = append(an.pkgs, analyzedPkg{id: id, pkgid: p.Checksum.Value, findings: findings})
+		}
 		return nil
 	})
 	if err != nil {
@@ -426,48 +431,89 @@ type affectedPackage struct {
 	Filtered []string `json:"filtered_providers"`
 }
 
-// affected lists the kept packages whose requirements only filtered
-// packages satisfied.
-func (an *analysis) affected(dec map[string]metadata.Decision) []affectedPackage {
-	providers := map[string][]int{}
-	for i, p := range an.pkgs {
-		for _, name := range p.provides {
-			providers[name] = append(providers[name], i)
+// affectedBy lists the kept packages whose requirements only filtered
+// packages satisfied. It streams primary.xml twice instead of holding every
+// package's dependencies: first for the names the filtered packages
+// provide, then for who else provides them and who requires them.
+func (s *Server) affectedBy(ctx context.Context, rp *repoState, root string, g *generation, dec map[string]metadata.Decision) ([]affectedPackage, error) {
+	filtered := map[string]bool{} // pkgid
+	for pkgid, d := range dec {
+		if d.Action == metadata.ActionFilter {
+			filtered[pkgid] = true
 		}
 	}
-	filtered := func(i int) bool { return dec[an.pkgs[i].pkgid].Action == metadata.ActionFilter }
-	var out []affectedPackage
-	for i, p := range an.pkgs {
-		if filtered(i) {
-			continue
+	if len(filtered) == 0 {
+		return nil, nil
+	}
+	byFiltered := map[string][]string{} // name → filtered NEVRAs providing it
+	err := s.scanDeps(ctx, rp, root, g, func(p metadata.PackageDeps) error {
+		if filtered[p.Checksum.Value] {
+			for _, name := range append(p.Provides, p.Files...) {
+				byFiltered[name] = append(byFiltered[name], p.NEVRA())
+			}
 		}
-		var a affectedPackage
-		for _, req := range p.requires {
-			provs := providers[req]
-			if len(provs) == 0 || slices.ContainsFunc(provs, func(j int) bool { return !filtered(j) }) {
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	keptProvides := map[string]bool{}
+	type need struct {
+		nevra string
+		reqs  []string
+	}
+	var needs []need
+	err = s.scanDeps(ctx, rp, root, g, func(p metadata.PackageDeps) error {
+		if filtered[p.Checksum.Value] {
+			return nil
+		}
+		for _, name := range append(p.Provides, p.Files...) {
+			if _, ok := byFiltered[name]; ok {
+				keptProvides[name] = true
+			}
+		}
+		n := need{nevra: p.NEVRA()}
+		for _, req := range p.Requires {
+			if _, ok := byFiltered[req]; ok && !slices.Contains(n.reqs, req) {
+				n.reqs = append(n.reqs, req)
+			}
+		}
+		if len(n.reqs) > 0 {
+			needs = append(needs, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []affectedPackage
+	for _, n := range needs {
+		a := affectedPackage{NEVRA: n.nevra}
+		for _, req := range n.reqs {
+			if keptProvides[req] {
 				continue
 			}
 			a.Requires = append(a.Requires, req)
-			for _, j := range provs {
-				if n := nevra(an.pkgs[j].id); !slices.Contains(a.Filtered, n) {
-					a.Filtered = append(a.Filtered, n)
+			for _, f := range byFiltered[req] {
+				if !slices.Contains(a.Filtered, f) {
+					a.Filtered = append(a.Filtered, f)
 				}
 			}
 		}
 		if len(a.Requires) > 0 {
-			a.NEVRA = nevra(an.pkgs[i].id)
 			out = append(out, a)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func nevra(id metadata.PackageID) string {
 	return metadata.Package{Name: id.Name, Arch: id.Arch, Epoch: id.Epoch, Version: id.Version, Release: id.Release}.NEVRA()
 }
 
-// report renders the analysis as the admin API's divergence report.
-func (an *analysis) report(c config.Compat, view string) ([]DivergentPackage, []affectedPackage) {
+// report renders the analysis as the admin API's divergence report (the
+// packages with findings; see viewReport for the affected dependents).
+func (an *analysis) report(c config.Compat, view string) []DivergentPackage {
 	dec := an.decisions(c, view)
 	out := []DivergentPackage{}
 	for _, p := range an.pkgs {
@@ -495,11 +541,31 @@ func (an *analysis) report(c config.Compat, view string) ([]DivergentPackage, []
 		}
 		out = append(out, dp)
 	}
-	var aff []affectedPackage
-	if view == ViewFilter {
-		aff = an.affected(dec)
+	return out
+}
+
+// viewReport is the divergence report of a view: the packages with
+// findings and, in filter views, the affected dependents (computed once
+// per analysis).
+func (s *Server) viewReport(ctx context.Context, rp *repoState, root string, g *generation, an *analysis, view string) ([]DivergentPackage, []affectedPackage, error) {
+	pkgs := an.report(rp.cfg.Compat, view)
+	if view != ViewFilter {
+		return pkgs, nil, nil
 	}
-	return out, aff
+	an.mu.Lock()
+	defer an.mu.Unlock()
+	if aff, ok := an.affected[view]; ok {
+		return pkgs, aff, nil
+	}
+	aff, err := s.affectedBy(ctx, rp, root, g, an.decisions(rp.cfg.Compat, view))
+	if err != nil {
+		return nil, nil, err
+	}
+	if an.affected == nil {
+		an.affected = map[string][]affectedPackage{}
+	}
+	an.affected[view] = aff
+	return pkgs, aff, nil
 }
 
 // buildView rewrites a generation's metadata for a view and stores the
@@ -514,7 +580,7 @@ func (s *Server) buildView(ctx context.Context, rp *repoState, root string, g *g
 			decided = append(decided, metadata.PlannedPackage{ID: p.id, PkgID: p.pkgid, Decision: d})
 		}
 	}
-	plan, err := metadata.PlanOf(len(an.pkgs), decided)
+	plan, err := metadata.PlanOf(an.total, decided)
 	if err != nil {
 		return nil, err
 	}
@@ -564,7 +630,10 @@ func (s *Server) buildView(ctx context.Context, rp *repoState, root string, g *g
 			return nil, err
 		}
 	}
-	report, affected := an.report(rp.cfg.Compat, view)
+	report, affected, err := s.viewReport(ctx, rp, root, g, an, view)
+	if err != nil {
+		return nil, err
+	}
 	var extra []metadata.ExtraRecord
 	err = func() error {
 		key := keyBase + "abi-divergence"
