@@ -902,6 +902,40 @@ func (o *badgerObject) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo writes the object from the current offset to its end straight
+// from badger's chunks, without an intermediate buffer (io.WriterTo).
+func (o *badgerObject) WriteTo(w io.Writer) (int64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return 0, errors.New("cache: read of closed object")
+	}
+	var total int64
+	cs := o.m.ChunkSize
+	for o.off < o.m.Size {
+		item, err := o.chunk(o.off / cs)
+		if err != nil {
+			return total, err
+		}
+		in := o.off % cs
+		var n int
+		err = item.Value(func(v []byte) error {
+			if in >= int64(len(v)) {
+				return fmt.Errorf("cache: read %q: chunk %d too short", o.key, o.off/cs)
+			}
+			var werr error
+			n, werr = w.Write(v[in:])
+			return werr
+		})
+		o.off += int64(n)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
 func (o *badgerObject) ReadAt(p []byte, off int64) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

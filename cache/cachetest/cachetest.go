@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) cache.Store) {
 		{"ConcurrentSameKey", testConcurrentSameKey},
 		{"ConcurrentReaders", testConcurrentReaders},
 		{"SizeTotals", testSizeTotals},
+		{"WriteTo", testWriteTo},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -891,5 +892,34 @@ func testSizeTotals(t *testing.T, s cache.Store) {
 	}
 	if n != 5 {
 		t.Errorf("List sums to %d bytes, Size says 5", n)
+	}
+}
+
+// testWriteTo checks io.WriterTo, where an Object offers it (the proxy's
+// fast path for whole objects): from any offset to the end, across chunk
+// boundaries.
+func testWriteTo(t *testing.T, s cache.Store) {
+	data := Bytes(42, 3*ChunkSize+17)
+	Put(t, s, "wt", cache.Meta{}, data, 4096)
+	for _, off := range []int64{0, 1, ChunkSize - 1, ChunkSize, 2*ChunkSize + 5, int64(len(data))} {
+		obj, err := s.Get(context.Background(), "wt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wt, ok := obj.(io.WriterTo)
+		if !ok {
+			obj.Close()
+			t.Skip("objects of this store do not implement io.WriterTo")
+		}
+		if _, err := obj.Seek(off, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		n, err := wt.WriteTo(&buf)
+		obj.Close()
+		if err != nil || n != int64(len(data))-off {
+			t.Fatalf("WriteTo from %d: n=%d err=%v", off, n, err)
+		}
+		Equal(t, fmt.Sprintf("WriteTo from %d", off), buf.Bytes(), data[off:])
 	}
 }
