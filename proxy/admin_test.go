@@ -94,6 +94,7 @@ func (a *testAdmin) fetch(t testing.TB, path string) []byte {
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("GET %s: %d %v: %s", path, status, err, body)
 	}
+	a.settle(t) // the store commit follows the client's last byte
 	return body
 }
 
