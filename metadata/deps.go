@@ -1,8 +1,6 @@
 package metadata
 
 import (
-	"encoding/xml"
-	"fmt"
 	"io"
 	"strings"
 )
@@ -40,44 +38,10 @@ type xmlDepsPackage struct {
 // of dependencies are dropped, as are the rpmlib(...) requires that rpm
 // itself satisfies.
 func ScanPrimaryDeps(r io.Reader, fn func(PackageDeps) error) error {
-	dec := xml.NewDecoder(r)
-	dec.Strict = true
-	seenRoot := false
-	n := 0
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if !seenRoot {
-				return fmt.Errorf("%w: primary.xml: no <metadata> element", ErrMalformed)
-			}
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("%w: primary.xml: %v", ErrMalformed, err)
-		}
-		start, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
-		}
-		switch start.Name.Local {
-		case "metadata":
-			seenRoot = true
-			continue
-		case "package":
-		default:
-			if err := dec.Skip(); err != nil {
-				return fmt.Errorf("%w: primary.xml: %v", ErrMalformed, err)
-			}
-			continue
-		}
-		n++
-		var x xmlDepsPackage
-		if err := dec.DecodeElement(&x, &start); err != nil {
-			return fmt.Errorf("%w: primary.xml package %d: %v", ErrMalformed, n, err)
-		}
+	return scanPackages(r, func(x *xmlDepsPackage) error {
 		p, err := x.toPackage()
 		if err != nil {
-			return fmt.Errorf("primary.xml package %d (%s): %w", n, x.Name, err)
+			return err
 		}
 		d := PackageDeps{Package: p}
 		for _, e := range x.Format.Provides {
@@ -100,8 +64,6 @@ func ScanPrimaryDeps(r io.Reader, fn func(PackageDeps) error) error {
 				d.Files = append(d.Files, f)
 			}
 		}
-		if err := fn(d); err != nil {
-			return err
-		}
-	}
+		return fn(d)
+	})
 }

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -51,6 +52,22 @@ type xmlPackage struct {
 // every package, in document order. It validates what the proxy relies on:
 // a safe href, a checksum of a known type, a size.
 func ScanPrimary(r io.Reader, fn func(Package) error) error {
+	return scanPackages(r, func(x *xmlPackage) error {
+		p, err := x.toPackage()
+		if err != nil {
+			return err
+		}
+		return fn(p)
+	})
+}
+
+// scanPackages walks primary.xml and decodes each <package> element into
+// a fresh T (a struct embedding xmlPackage, so that the common fields are
+// validated the same way), then calls fn with it. Errors name the package.
+func scanPackages[T any, PT interface {
+	*T
+	common() *xmlPackage
+}](r io.Reader, fn func(PT) error) error {
 	dec := xml.NewDecoder(r)
 	dec.Strict = true
 	seenRoot := false
@@ -82,19 +99,20 @@ func ScanPrimary(r io.Reader, fn func(Package) error) error {
 			continue
 		}
 		n++
-		var x xmlPackage
-		if err := dec.DecodeElement(&x, &start); err != nil {
+		x := PT(new(T))
+		if err := dec.DecodeElement(x, &start); err != nil {
 			return fmt.Errorf("%w: primary.xml package %d: %v", ErrMalformed, n, err)
 		}
-		p, err := x.toPackage()
-		if err != nil {
-			return fmt.Errorf("primary.xml package %d (%s): %w", n, x.Name, err)
-		}
-		if err := fn(p); err != nil {
+		if err := fn(x); err != nil {
+			if errors.Is(err, ErrMalformed) {
+				return fmt.Errorf("primary.xml package %d (%s): %w", n, x.common().Name, err)
+			}
 			return err
 		}
 	}
 }
+
+func (x *xmlPackage) common() *xmlPackage { return x }
 
 func (x *xmlPackage) toPackage() (Package, error) {
 	p := Package{
