@@ -185,7 +185,9 @@ func TestViewFilterE2E(t *testing.T) {
     reason: "drops a symbol"
 `
 	f := newViewFixture(t, config.ModeFilter, rules)
-	d := testenv.NewDNF(t, map[string]string{"test": f.p.URL("/test/el9/")})
+	d := testenv.NewDNF(t, map[string]string{"test": f.p.URL("/test/el9/")},
+		testenv.WithRepoOption("test", "repo_gpgcheck", "1"),
+		testenv.WithRepoOption("test", "gpgkey", f.p.URL("/test/el9/repodata/repomd.xml.key")))
 	got := d.RepoQuery()
 	if slices.Contains(got, almaLib) || slices.Contains(got, "dnfpt-tool-2.0-1.el9.noarch") {
 		t.Fatalf("filtered packages still listed: %v", got)
