@@ -110,7 +110,7 @@ mkdir -p "$T/bin"
 (cd "$ROOT" && go build -o "$T/bin/dnfproxy" ./cmd/dnfproxy &&
 	go build -o "$T/bin/loadgen" ./bench/loadgen &&
 	go build -o "$T/bin/benchutil" ./bench/benchutil &&
-	go build -o "$T/bin/synthrepo" ./bench/synthrepo)
+	go build -o "$T/bin/genrepo" ./bench/genrepo)
 LOADGEN=$T/bin/loadgen
 BU=$T/bin/benchutil
 
@@ -139,7 +139,7 @@ fi
 HAVE_SYNTH=0
 if ((SYNTH_PKGS > 0)); then
 	log "writing a synthetic repo of $SYNTH_PKGS packages (metadata only)"
-	"$T/bin/synthrepo" -n "$SYNTH_PKGS" "$WWW/synth"
+	"$T/bin/genrepo" -n "$SYNTH_PKGS" "$WWW/synth"
 	HAVE_SYNTH=1
 fi
 
