@@ -66,7 +66,7 @@ func TestViewReferenceComparisonE2E(t *testing.T) {
 		got[pk.NEVRA] = string(pk.Action) + ":" + strings.Join(pk.Classes, ",")
 	}
 	want := map[string]string{
-		almaLib:                         "annotate:patched,abi-extended",
+		almaLib:                        "annotate:patched,abi-extended",
 		"dnfpt-extra-1.0-1.el9.noarch": "none:not-in-reference",
 	}
 	if len(got) != len(want) || got[almaLib] != want[almaLib] || got["dnfpt-extra-1.0-1.el9.noarch"] != want["dnfpt-extra-1.0-1.el9.noarch"] {
