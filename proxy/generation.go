@@ -277,11 +277,12 @@ func (s *Server) refresh(rp *repoState, root string, st *rootState) (refreshResu
 	if g.Signature, err = s.fetchSignature(ctx, rp, root); err != nil {
 		return refreshResult{}, err
 	}
+	// Views of the new generation are ready before anyone sees it. Their
+	// analysis reads primary.xml and fills the package index on the way.
+	s.prepareViews(ctx, rp, root, g)
 	if err := s.buildIndex(rp, root, g); err != nil {
 		return refreshResult{}, err
 	}
-	// Views of the new generation are ready before anyone sees it.
-	s.prepareViews(ctx, rp, root, g)
 	if err := s.commitGeneration(ctx, rp, root, st, g, cur); err != nil {
 		return refreshResult{}, err
 	}

@@ -334,7 +334,9 @@ func (s *Server) analysisFor(ctx context.Context, rp *repoState, root string, g 
 		ref = metadata.NewReference(refPkgs)
 	}
 	an := &analysis{input: input, base: hex.EncodeToString(base[:])}
+	index := map[string]pkgRef{} // the generation's package index, same pass
 	err := s.scanDeps(ctx, rp, root, g, func(p metadata.PackageDeps) error {
+		index[p.Href] = pkgRef{sum: p.Checksum, size: p.Size}
 		id := idOf(p.Package)
 		an.total++
 		findings := append(rs.Match(id), metadata.Compare(metadata.ABIPackage{PackageID: id, Provides: p.ABIProvides}, ref)...)
@@ -346,6 +348,7 @@ func (s *Server) analysisFor(ctx context.Context, rp *repoState, root string, g 
 	if err != nil {
 		return nil, err
 	}
+	g.idx.once.Do(func() { g.idx.pkgs = index }) // no-op when already built
 	if an.modular, err = s.readModules(ctx, rp, root, g); err != nil {
 		return nil, err
 	}
