@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/dnfproxy/dnfproxy/cache"
 )
@@ -38,6 +39,15 @@ func (s *Server) Purge(ctx context.Context, repo, prefix string) (PurgeResult, e
 		}
 	}
 	rp.mu.Unlock()
+	// And the views and analyses built from them.
+	for _, m := range []*sync.Map{&s.views, &s.analyses} {
+		m.Range(func(k, _ any) bool {
+			if r, rest, _ := strings.Cut(k.(string), "\x00"); r == repo && strings.HasPrefix(rest, prefix) {
+				m.Delete(k)
+			}
+			return true
+		})
+	}
 	prefixes := []string{genKey(repo, prefix), "md/" + repo + "/" + prefix, objKey(repo, prefix), "view/" + repo + "/" + prefix, "viewrec/" + repo + "/" + prefix}
 	// Running fills under the prefix: one whose bytes are verified is about
 	// to commit, so wait for it and delete what it stored; one still

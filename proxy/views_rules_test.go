@@ -117,3 +117,17 @@ func TestViewRepomdIsDeterministic(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestPurgeForgetsViews(t *testing.T) {
+	f := newViewFixture(t, config.ModeAnnotate, almaRule)
+	viewFiles(t, f.p, "/test/el9/") // builds and serves the view
+	if _, err := f.p.srv.Purge(t.Context(), "test", ""); err != nil {
+		t.Fatal(err)
+	}
+	// Every file the view's repomd.xml lists is served again, rebuilt from
+	// upstream, not a 404 for a purged object.
+	_, files := viewFiles(t, f.p, "/test/el9/")
+	if !bytes.Contains(files["primary"], []byte("[RHEL-ABI: abi-changed,patched]")) {
+		t.Fatal("view after the purge lost its annotation")
+	}
+}
