@@ -43,11 +43,6 @@ func (s *splicer) skipTo(off int64) {
 	}
 }
 
-// bytesTo returns (without consuming) the input from base to off.
-func (s *splicer) bytesTo(off int64) []byte {
-	return s.buf.Bytes()[:off-s.base]
-}
-
 // finish writes what remains (the decoder has reached EOF).
 func (s *splicer) finish() error {
 	_, err := io.Copy(s.out, &s.buf)

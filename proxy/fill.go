@@ -54,7 +54,6 @@ type fill struct {
 	commitErr   error // verified bytes that could not be stored
 	discard     bool  // purged while running: serve the clients, store nothing
 	refs        int   // spool users: the leader and each follower
-	upstreamDur time.Duration
 }
 
 func newFill(key, rel string, exp expect, cond http.Header) *fill {
@@ -225,7 +224,6 @@ func (s *Server) doFill(rp *repoState, f *fill) error {
 	defer cancel(nil)
 	start := time.Now()
 	resp, err := rp.up.get(ctx, f.rel, f.cond)
-	f.upstreamDur = time.Since(start)
 	if err != nil {
 		return err
 	}

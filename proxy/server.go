@@ -53,7 +53,7 @@ type limits struct {
 }
 
 type counters struct {
-	hits, misses, upstreamBytes, servedBytes atomic.Int64
+	hits, misses, upstreamBytes atomic.Int64
 }
 
 // Server is the client-facing proxy.
@@ -411,7 +411,6 @@ func (s *Server) serveObject(c *gin.Context, obj cache.Object, rel string, polic
 	} else {
 		http.ServeContent(c.Writer, c.Request, "", mod, obj)
 	}
-	s.stats.servedBytes.Add(int64(c.Writer.Size()))
 }
 
 // plainGet reports whether a request asks for a whole object with no
