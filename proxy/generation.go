@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,10 +61,6 @@ func (g *generation) init() error {
 		g.idx = &pkgIndex{}
 	}
 	return nil
-}
-
-func (g *generation) etag() string {
-	return fmt.Sprintf(`"%x"`, sha256.Sum256(g.Repomd))
 }
 
 // rootState holds a repo root's current and previous generation. The

@@ -112,8 +112,10 @@ func contentType(rel string) string {
 		return "application/zstd"
 	case ".bz2":
 		return "application/x-bzip2"
-	case ".asc", ".key":
+	case ".asc":
 		return "application/pgp-signature"
+	case ".key":
+		return "application/pgp-keys"
 	case ".json":
 		return "application/json"
 	case ".yaml", ".yml", ".txt":

@@ -11,6 +11,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -226,11 +227,7 @@ func (s *Server) serveRepomd(c *gin.Context, rp *repoState, root string) error {
 		return err
 	}
 	c.Set(logResult, result)
-	h := c.Writer.Header()
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Content-Type", "text/xml; charset=utf-8")
-	h.Set("ETag", g.etag())
-	http.ServeContent(c.Writer, c.Request, "repomd.xml", g.Created, bytes.NewReader(g.Repomd))
+	serveMetadata(c, "repomd.xml", g.Created, g.Repomd)
 	return nil
 }
 
@@ -243,11 +240,19 @@ func (s *Server) serveSignature(c *gin.Context, rp *repoState, root string) erro
 		return fmt.Errorf("%w: upstream has no repomd.xml.asc", ErrNotFound)
 	}
 	c.Set(logResult, result)
+	serveMetadata(c, "repomd.xml.asc", g.Created, g.Signature)
+	return nil
+}
+
+// serveMetadata answers with a small document the proxy holds in memory
+// (repomd.xml, its signature, the signing key): never cached by clients
+// without revalidation, with an ETag of its content.
+func serveMetadata(c *gin.Context, name string, mod time.Time, body []byte) {
 	h := c.Writer.Header()
 	h.Set("Cache-Control", "no-cache")
-	h.Set("Content-Type", "application/pgp-signature")
-	http.ServeContent(c.Writer, c.Request, "repomd.xml.asc", g.Created, bytes.NewReader(g.Signature))
-	return nil
+	h.Set("Content-Type", contentType(name))
+	h.Set("ETag", fmt.Sprintf(`"%x"`, sha256.Sum256(body)))
+	http.ServeContent(c.Writer, c.Request, name, mod, bytes.NewReader(body))
 }
 
 // serveRepodata serves a file a generation lists, verified by checksum.

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -759,9 +757,7 @@ func (s *Server) serveView(c *gin.Context, rp *repoState, view, rel, kind, root 
 		if err != nil {
 			return err
 		}
-		c.Header("Cache-Control", "no-cache")
-		c.Header("Content-Type", "application/pgp-keys")
-		http.ServeContent(c.Writer, c.Request, "repomd.xml.key", time.Time{}, bytes.NewReader(signer.PublicKey()))
+		serveMetadata(c, "repomd.xml.key", time.Time{}, signer.PublicKey())
 		return nil
 	}
 	g, result, err := s.generationFor(ctx, rp, root, rp.ttl)
@@ -774,16 +770,11 @@ func (s *Server) serveView(c *gin.Context, rp *repoState, view, rel, kind, root 
 		return fmt.Errorf("%w: %s view of %s/%s: %v", ErrUpstream, view, rp.name, root, err)
 	}
 	switch kind {
-	case kindRepomd, kindSignature:
-		body, name := vg.Repomd, "repomd.xml"
-		c.Header("Content-Type", "text/xml; charset=utf-8")
-		if kind == kindSignature {
-			body, name = vg.Signature, "repomd.xml.asc"
-			c.Header("Content-Type", "application/pgp-signature")
-		}
-		c.Header("Cache-Control", "no-cache")
-		c.Header("ETag", fmt.Sprintf(`"%x"`, sha256.Sum256(body)))
-		http.ServeContent(c.Writer, c.Request, name, vg.Created, bytes.NewReader(body))
+	case kindRepomd:
+		serveMetadata(c, "repomd.xml", vg.Created, vg.Repomd)
+		return nil
+	case kindSignature:
+		serveMetadata(c, "repomd.xml.asc", vg.Created, vg.Signature)
 		return nil
 	}
 	href := rel[len(root):]
