@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -155,7 +154,12 @@ func (s *Server) writeGenRecord(ctx context.Context, key string, rec genRecord) 
 	if err != nil {
 		return err
 	}
-	w, err := s.store.Create(ctx, key, cache.Meta{ContentType: "application/json", Fetched: time.Now()})
+	return s.putSmall(ctx, key, data, "application/json")
+}
+
+// putSmall stores a small object in one piece.
+func (s *Server) putSmall(ctx context.Context, key string, data []byte, ctype string) error {
+	w, err := s.store.Create(ctx, key, cache.Meta{ContentType: ctype, Fetched: time.Now()})
 	if err != nil {
 		return err
 	}
@@ -362,18 +366,12 @@ func (s *Server) buildIndex(rp *repoState, root string, g *generation) error {
 }
 
 func (s *Server) readIndex(ctx context.Context, rp *repoState, root string, g *generation) (map[string]pkgRef, error) {
-	rec, ok := g.md.Record("primary")
-	if !ok {
+	zr, _, err := s.openContent(ctx, rp, root, g, "primary")
+	if errors.Is(err, cache.ErrNotFound) {
 		return map[string]pkgRef{}, nil
 	}
-	obj, err := s.store.Get(ctx, mdKey(rp.name, root+rec.Href, rec.Checksum.String()))
 	if err != nil {
 		return nil, fmt.Errorf("primary of %s/%s: %w", rp.name, root, err)
-	}
-	defer obj.Close()
-	zr, err := metadata.Decompress(obj, metadata.CodecOf(rec.Href), s.limits.decompressed)
-	if err != nil {
-		return nil, err
 	}
 	defer zr.Close()
 	pkgs := map[string]pkgRef{}
@@ -382,9 +380,8 @@ func (s *Server) readIndex(ctx context.Context, rp *repoState, root string, g *g
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s/%s: %v", ErrUpstream, rp.name, root+rec.Href, err)
+		return nil, fmt.Errorf("%w: primary of %s/%s: %v", ErrUpstream, rp.name, root, err)
 	}
-	io.Copy(io.Discard, zr)
 	return pkgs, nil
 }
 

@@ -254,19 +254,6 @@ func (s *Server) loadViewRecord(ctx context.Context, slot *viewSlot, repo, root,
 	}
 }
 
-// putSmall stores a small object in one piece.
-func (s *Server) putSmall(ctx context.Context, key string, data []byte, ctype string) error {
-	w, err := s.store.Create(ctx, key, cache.Meta{ContentType: ctype, Fetched: time.Now()})
-	if err != nil {
-		return err
-	}
-	defer w.Cancel()
-	if _, err := w.Write(data); err != nil {
-		return err
-	}
-	return w.Commit(ctx)
-}
-
 // analysis is what the rules and the reference repo say of every package
 // of one generation. Views derive their decisions from it.
 type analysis struct {
@@ -375,30 +362,48 @@ func (s *Server) openRecord(ctx context.Context, rp *repoState, root string, g *
 	return obj, rec, err
 }
 
-func (s *Server) scanDeps(ctx context.Context, rp *repoState, root string, g *generation, fn func(metadata.PackageDeps) error) error {
-	obj, rec, err := s.openRecord(ctx, rp, root, g, "primary")
+// openContent opens a record's file decompressed, within the size limit.
+// Closing the result closes the stored object too.
+func (s *Server) openContent(ctx context.Context, rp *repoState, root string, g *generation, typ string) (io.ReadCloser, metadata.Record, error) {
+	obj, rec, err := s.openRecord(ctx, rp, root, g, typ)
 	if err != nil {
-		return fmt.Errorf("primary.xml: %w", err)
+		return nil, rec, err
 	}
-	defer obj.Close()
 	zr, err := metadata.Decompress(obj, metadata.CodecOf(rec.Href), s.limits.decompressed)
 	if err != nil {
-		return err
+		obj.Close()
+		return nil, rec, err
+	}
+	return closeBoth{zr, obj}, rec, nil
+}
+
+type closeBoth struct {
+	io.ReadCloser
+	obj io.Closer
+}
+
+func (c closeBoth) Close() error {
+	err := c.ReadCloser.Close()
+	if oerr := c.obj.Close(); err == nil {
+		err = oerr
+	}
+	return err
+}
+
+func (s *Server) scanDeps(ctx context.Context, rp *repoState, root string, g *generation, fn func(metadata.PackageDeps) error) error {
+	zr, _, err := s.openContent(ctx, rp, root, g, "primary")
+	if err != nil {
+		return fmt.Errorf("primary.xml: %w", err)
 	}
 	defer zr.Close()
 	return metadata.ScanPrimaryDeps(zr, fn)
 }
 
 func (s *Server) readModules(ctx context.Context, rp *repoState, root string, g *generation) (map[string]bool, error) {
-	obj, rec, err := s.openRecord(ctx, rp, root, g, "modules")
+	zr, _, err := s.openContent(ctx, rp, root, g, "modules")
 	if errors.Is(err, cache.ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer obj.Close()
-	zr, err := metadata.Decompress(obj, metadata.CodecOf(rec.Href), s.limits.decompressed)
 	if err != nil {
 		return nil, err
 	}
@@ -703,14 +708,14 @@ func (s *Server) buildView(ctx context.Context, rp *repoState, root string, g *g
 // filterUpdateinfo drops the filtered packages from the advisories.
 func (s *Server) filterUpdateinfo(ctx context.Context, rp *repoState, root string, g *generation, dec map[string]metadata.Decision, an *analysis,
 	write func(typ, origHref string, fill func(io.Writer) (metadata.FileInfo, error)) error) error {
-	in, rec, err := s.openRecord(ctx, rp, root, g, "updateinfo")
+	zr, rec, err := s.openContent(ctx, rp, root, g, "updateinfo")
 	if errors.Is(err, cache.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer zr.Close()
 	drop := map[string]bool{}
 	for _, p := range an.pkgs {
 		if dec[p.pkgid].Action == metadata.ActionFilter {
@@ -718,11 +723,6 @@ func (s *Server) filterUpdateinfo(ctx context.Context, rp *repoState, root strin
 		}
 	}
 	return write("updateinfo", rec.Href, func(w io.Writer) (metadata.FileInfo, error) {
-		zr, err := metadata.Decompress(in, metadata.CodecOf(rec.Href), s.limits.decompressed)
-		if err != nil {
-			return metadata.FileInfo{}, err
-		}
-		defer zr.Close()
 		fw, err := metadata.NewFileWriter(w, outputCodec(rec.Href))
 		if err != nil {
 			return metadata.FileInfo{}, err
