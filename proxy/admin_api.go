@@ -378,18 +378,12 @@ func (s *Server) parseWarmRequest(body []byte) (warmRequest, error) {
 	if _, ok := s.repos[req.Repo]; !ok {
 		return req, fmt.Errorf("repo: no repo %q", req.Repo)
 	}
-	if req.Packages == "" {
-		req.Packages = warm.PackagesLatest
-	}
-	if !slices.Contains([]string{warm.PackagesNone, warm.PackagesLatest, warm.PackagesAll}, req.Packages) {
-		return req, fmt.Errorf("packages: %q is not one of none, latest, all", req.Packages)
-	}
 	root, err := rootParam(req.Repo, req.Path)
 	if err != nil {
 		return req, fmt.Errorf("path: %v", err)
 	}
 	req.Path = root
-	if req.Concurrency < 0 || req.Concurrency > 64 {
+	if req.Concurrency > 64 {
 		return req, fmt.Errorf("concurrency: %d is not between 1 and 64", req.Concurrency)
 	}
 	for _, n := range req.Names {
@@ -397,6 +391,14 @@ func (s *Server) parseWarmRequest(body []byte) (warmRequest, error) {
 			return req, fmt.Errorf("names: %q is not a package name", n)
 		}
 	}
+	// The same defaults and checks as `dnfproxy warm` (packages: latest,
+	// or none when names are given).
+	opt, err := warm.Options{Proxy: s.clientURL(), Repo: req.Repo, Path: req.Path, Packages: req.Packages,
+		Names: req.Names, Concurrency: req.Concurrency}.Normalize()
+	if err != nil {
+		return req, errors.New(strings.TrimPrefix(err.Error(), "warm: "))
+	}
+	req.Packages, req.Concurrency = opt.Packages, opt.Concurrency
 	return req, nil
 }
 

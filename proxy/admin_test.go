@@ -530,6 +530,11 @@ func TestAdminWarmJobs(t *testing.T) {
 	if len(list.Jobs) != 1 || list.Jobs[0].ID != js.ID {
 		t.Errorf("job list %+v", list)
 	}
+	// Names without packages warm those names only, as `dnfproxy warm` does.
+	a.api(t, "POST", "/api/v1/warm", []byte(`{"repo":"test","names":["dnfpt-app"]}`), http.StatusAccepted, &js)
+	if js.Packages != "none" {
+		t.Errorf("job with names has packages %q, want none", js.Packages)
+	}
 }
 
 func TestJobListBound(t *testing.T) {

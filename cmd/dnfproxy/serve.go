@@ -41,7 +41,9 @@ func runServe(args []string) error {
 	}
 	log := slog.New(h)
 
-	store, err := cache.OpenBadger(filepath.Join(cfg.Storage.Dir, "cache"), cache.DefaultBadgerOptions())
+	bopt := cache.DefaultBadgerOptions()
+	bopt.Logger = log // badger's warnings and errors
+	store, err := cache.OpenBadger(filepath.Join(cfg.Storage.Dir, "cache"), bopt)
 	if err != nil {
 		return fmt.Errorf("storage.dir %s: %w", cfg.Storage.Dir, err)
 	}

@@ -372,7 +372,8 @@ func (r *runner) finish(ctx context.Context, err error) (Result, error) {
 	r.mu.Lock()
 	res := r.res
 	r.mu.Unlock()
-	if err == nil && ctx.Err() != nil {
+	if ctx.Err() != nil {
+		// Whatever failed on the way, the cause is the cancellation.
 		err = fmt.Errorf("%w: %w", ErrIncomplete, context.Cause(ctx))
 	}
 	if err == nil && len(res.Failed) > 0 {

@@ -454,6 +454,12 @@ func TestWarmCancel(t *testing.T) {
 	if !errors.Is(err, warm.ErrIncomplete) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want ErrIncomplete and context.Canceled", err)
 	}
+	// Cancelled before the metadata arrived: still reported as the cause.
+	early, stop := context.WithCancel(t.Context())
+	stop()
+	if _, err := warm.Run(early, warm.Options{Proxy: proxyURL, Repo: "test", Path: "el9/", Packages: warm.PackagesAll}, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled before the metadata: err = %v, want context.Canceled", err)
+	}
 	if len(res.Failed) != 0 {
 		t.Fatalf("failed %+v: a cancelled run lists no failures", res.Failed)
 	}
