@@ -200,10 +200,13 @@ func (s *Server) rootStatus(ctx context.Context, rp *repoState, root string) (Ro
 		rs.Stale = true
 	}
 	rs.Files = len(cur.md.Records)
-	if err := s.buildIndex(rp, root, cur); err != nil {
-		rs.IndexError = err.Error()
-	} else {
-		rs.Packages = len(cur.idx.pkgs)
+	// Only an index that exists: listing repos never parses primary.xml.
+	if cur.idx.built.Load() {
+		if cur.idx.err != nil {
+			rs.IndexError = cur.idx.err.Error()
+		} else {
+			rs.Packages = len(cur.idx.pkgs)
+		}
 	}
 	return rs, true
 }
@@ -246,7 +249,7 @@ func (s *Server) apiDivergences(c *gin.Context) {
 		apiFail(c, err)
 		return
 	}
-	rep, err := s.divergenceReport(c.Request.Context(), name, root)
+	rep, err := s.divergenceReport(c.Request.Context(), name, root, true)
 	if err != nil {
 		apiFail(c, err)
 		return

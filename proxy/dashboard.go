@@ -71,7 +71,7 @@ func (s *Server) dashboard(store cache.Store) gin.HandlerFunc {
 			}
 			for _, root := range roots {
 				sec := divergenceSection{Mode: r.Compat.Mode}
-				rep, err := s.divergenceReport(ctx, r.Name, root)
+				rep, err := s.divergenceReport(ctx, r.Name, root, false) // never upstream
 				if err != nil {
 					rep = DivergenceReport{Repo: r.Name, Path: root, Reference: r.Compat.Reference}
 					sec.Error = err.Error()

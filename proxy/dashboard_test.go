@@ -131,3 +131,25 @@ func TestDashboardDivergenceRows(t *testing.T) {
 		t.Error(`"no divergences known" shown beside a divergence`)
 	}
 }
+
+// TestDashboardNeverGoesUpstream loads the page after the metadata TTL: it
+// shows what the proxy has, and sends nothing upstream.
+func TestDashboardNeverGoesUpstream(t *testing.T) {
+	up := newFakeUpstream(t, newRepoDir(t, "", testenv.InitialRPMs()))
+	repos := dashboardRepos(up.URL())
+	for i := range repos {
+		repos[i].MetadataTTL = config.Duration(100 * time.Millisecond)
+	}
+	a := startAdmin(t, repos, nil)
+	a.fetch(t, "/alma/repodata/repomd.xml")
+	time.Sleep(200 * time.Millisecond) // past the TTL of both repos
+	before := up.TotalHits()
+	for _, path := range []string{"/", "/api/v1/repos"} {
+		if status, _, body := a.do(t, "GET", path, "Bearer "+testToken, nil); status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, status, body)
+		}
+	}
+	if after := up.TotalHits(); after != before {
+		t.Fatalf("loading the dashboard and the repo list sent %d requests upstream", after-before)
+	}
+}

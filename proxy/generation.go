@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -36,9 +37,19 @@ type generation struct {
 // pkgIndex maps package hrefs to what primary.xml says of them. It is built
 // once, from the cached primary file, on first use.
 type pkgIndex struct {
-	once sync.Once
-	pkgs map[string]pkgRef
-	err  error
+	once  sync.Once
+	built atomic.Bool // once has run: pkgs and err are set
+	pkgs  map[string]pkgRef
+	err   error
+}
+
+// set builds the index with fn unless it is already built.
+func (x *pkgIndex) set(fn func() (map[string]pkgRef, error)) error {
+	x.once.Do(func() {
+		x.pkgs, x.err = fn()
+		x.built.Store(true)
+	})
+	return x.err
 }
 
 type pkgRef struct {
@@ -355,14 +366,13 @@ func (s *Server) fetchSignature(ctx context.Context, rp *repoState, root string)
 // buildIndex reads the generation's primary.xml from the cache into its
 // package index.
 func (s *Server) buildIndex(rp *repoState, root string, g *generation) error {
-	g.idx.once.Do(func() {
+	return g.idx.set(func() (map[string]pkgRef, error) {
 		// Not the caller's context: one client hanging up must not leave
 		// the index failed for everyone.
 		ictx, cancel := context.WithTimeout(s.baseCtx, s.refreshTimeout)
 		defer cancel()
-		g.idx.pkgs, g.idx.err = s.readIndex(ictx, rp, root, g)
+		return s.readIndex(ictx, rp, root, g)
 	})
-	return g.idx.err
 }
 
 func (s *Server) readIndex(ctx context.Context, rp *repoState, root string, g *generation) (map[string]pkgRef, error) {

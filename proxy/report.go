@@ -35,17 +35,23 @@ type DivergentPackage struct {
 
 // divergenceReport returns the divergence report of a repo root (path is
 // "" or ends in "/"), with each package's action in the repo's compat mode.
-// Unknown repo: ErrNotFound.
-func (s *Server) divergenceReport(ctx context.Context, repo, path string) (DivergenceReport, error) {
+// With revalidate, metadata older than its TTL is revalidated first;
+// without, the report uses what is there (pages that must not go
+// upstream). Unknown repo: ErrNotFound.
+func (s *Server) divergenceReport(ctx context.Context, repo, path string, revalidate bool) (DivergenceReport, error) {
 	rp, ok := s.repos[repo]
 	if !ok {
 		return DivergenceReport{}, fmt.Errorf("%w: no repo %q", ErrNotFound, repo)
 	}
-	g, _, err := s.generationFor(ctx, rp, path, rp.ttl)
+	maxAge, refMaxAge := rp.ttl, s.refTTL(rp)
+	if !revalidate {
+		maxAge, refMaxAge = noRevalidate, noRevalidate
+	}
+	g, _, err := s.generationFor(ctx, rp, path, maxAge)
 	if err != nil {
 		return DivergenceReport{}, err
 	}
-	an, err := s.analysisFor(ctx, rp, path, g)
+	an, err := s.analysisFor(ctx, rp, path, g, refMaxAge)
 	if err != nil {
 		return DivergenceReport{}, err
 	}

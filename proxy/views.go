@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -180,7 +181,7 @@ func (s *Server) prepareViews(ctx context.Context, rp *repoState, root string, g
 func (s *Server) viewFor(ctx context.Context, rp *repoState, root string, g *generation, view string) (*viewGen, error) {
 	slot := s.viewSlot(rp.name, root, view)
 	s.loadViewRecord(ctx, slot, rp.name, root, view)
-	an, err := s.analysisFor(ctx, rp, root, g)
+	an, err := s.analysisFor(ctx, rp, root, g, s.refTTL(rp))
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +283,20 @@ type analysisSlot struct {
 
 // analysisFor returns the analysis of a generation, computing it when the
 // generation, the rules or the reference changed.
-func (s *Server) analysisFor(ctx context.Context, rp *repoState, root string, g *generation) (*analysis, error) {
+// refTTL is the metadata TTL of a repo's reference repo (0 without one).
+func (s *Server) refTTL(rp *repoState) time.Duration {
+	if ref := s.repos[rp.cfg.Compat.Reference]; ref != nil {
+		return ref.ttl
+	}
+	return 0
+}
+
+// noRevalidate as a maxAge serves whatever generation is there.
+const noRevalidate = time.Duration(math.MaxInt64)
+
+// refMaxAge bounds the age of the reference repo's generation (see
+// generationFor).
+func (s *Server) analysisFor(ctx context.Context, rp *repoState, root string, g *generation, refMaxAge time.Duration) (*analysis, error) {
 	rs := s.ruleSet()
 	h := sha256.New()
 	base := sha256.Sum256(g.Repomd)
@@ -292,7 +306,7 @@ func (s *Server) analysisFor(ctx context.Context, rp *repoState, root string, g 
 	if name := rp.cfg.Compat.Reference; name != "" {
 		refRepo = s.repos[name]
 		var err error
-		if refGen, _, err = s.generationFor(ctx, refRepo, root, refRepo.ttl); err != nil {
+		if refGen, _, err = s.generationFor(ctx, refRepo, root, refMaxAge); err != nil {
 			return nil, fmt.Errorf("reference repo %s/%s: %w", name, root, err)
 		}
 		fmt.Fprintf(h, "|%x", sha256.Sum256(refGen.Repomd))
@@ -333,7 +347,7 @@ func (s *Server) analysisFor(ctx context.Context, rp *repoState, root string, g 
 	if err != nil {
 		return nil, err
 	}
-	g.idx.once.Do(func() { g.idx.pkgs = index }) // no-op when already built
+	g.idx.set(func() (map[string]pkgRef, error) { return index, nil }) // no-op when already built
 	if an.modular, err = s.readModules(ctx, rp, root, g); err != nil {
 		return nil, err
 	}
