@@ -30,7 +30,6 @@ type metrics struct {
 	evictions     prometheus.Counter
 	evictedBytes  prometheus.Counter
 	upstreamErrs  *prometheus.CounterVec
-	divergent     *prometheus.GaugeVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -65,13 +64,9 @@ func newMetrics(s *Server) *metrics {
 			Name: "dnfproxy_upstream_errors_total",
 			Help: "Upstream failures (connection errors, timeouts, 5xx) by repo and mirror base URL.",
 		}, []string{"repo", "mirror"}),
-		divergent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "dnfproxy_divergent_packages",
-			Help: "Packages diverging from the RHEL ABI reference, by repo and class.",
-		}, []string{"repo", "class"}),
 	}
 	m.reg.MustRegister(m.requests, m.servedBytes, m.upstreamBytes, m.fillDuration,
-		m.evictions, m.evictedBytes, m.upstreamErrs, m.divergent,
+		m.evictions, m.evictedBytes, m.upstreamErrs,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&scrapeCollector{s: s})
@@ -137,18 +132,6 @@ func (s *Server) ObserveEviction(n int, bytes int64) {
 	s.metrics.evictedBytes.Add(float64(bytes))
 }
 
-// SetDivergent sets dnfproxy_divergent_packages for a repo: the number of
-// divergent packages per class. Classes missing from byClass are dropped.
-func (s *Server) SetDivergent(repo string, byClass map[string]int) {
-	if s.metrics == nil {
-		return
-	}
-	s.metrics.divergent.DeletePartialMatch(prometheus.Labels{"repo": repo})
-	for class, n := range byClass {
-		s.metrics.divergent.WithLabelValues(repo, class).Set(float64(n))
-	}
-}
-
 // scrapeCollector reads the values that are cheaper to look up at scrape
 // time than to maintain: the store's size and the age of every metadata
 // generation.
@@ -164,6 +147,9 @@ var (
 	descGenAge = prometheus.NewDesc("dnfproxy_metadata_generation_age_seconds",
 		"Seconds since upstream last confirmed the current metadata generation of a repo root.",
 		[]string{"repo", "root"}, nil)
+	descDivergent = prometheus.NewDesc("dnfproxy_divergent_packages",
+		"Packages diverging from the RHEL ABI reference, by repo and class, over the repo's analysed roots.",
+		[]string{"repo", "class"}, nil)
 )
 
 func (sc *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -171,6 +157,7 @@ func (sc *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCacheObjects
 	ch <- descCacheMax
 	ch <- descGenAge
+	ch <- descDivergent
 }
 
 func (sc *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -192,6 +179,11 @@ func (sc *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descGenAge, prometheus.GaugeValue,
 					now.Sub(cur.Fetched).Seconds(), rp.name, root)
 			}
+		}
+	}
+	for repo, byClass := range s.divergentByClass() {
+		for class, n := range byClass {
+			ch <- prometheus.MustNewConstMetric(descDivergent, prometheus.GaugeValue, float64(n), repo, class)
 		}
 	}
 }

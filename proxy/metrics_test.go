@@ -59,26 +59,14 @@ func TestMetricsHooks(t *testing.T) {
 
 	a.srv.ObserveEviction(3, 3000)
 	a.srv.ObserveEviction(0, 0)
-	a.srv.SetDivergent("test", map[string]int{"abi-changed": 2, "patched": 5})
 	m := scrape(t, a)
 	for series, want := range map[string]float64{
-		`dnfproxy_evictions_total`:                                     3,
-		`dnfproxy_evicted_bytes_total`:                                 3000,
-		`dnfproxy_divergent_packages{class="abi-changed",repo="test"}`: 2,
-		`dnfproxy_divergent_packages{class="patched",repo="test"}`:     5,
+		`dnfproxy_evictions_total`:     3,
+		`dnfproxy_evicted_bytes_total`: 3000,
 	} {
 		if got, ok := m[series]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
 		}
-	}
-	// A new report replaces the repo's classes.
-	a.srv.SetDivergent("test", map[string]int{"abi-changed": 1})
-	m = scrape(t, a)
-	if _, ok := m[`dnfproxy_divergent_packages{class="patched",repo="test"}`]; ok {
-		t.Error("a class missing from the new report is still exported")
-	}
-	if m[`dnfproxy_divergent_packages{class="abi-changed",repo="test"}`] != 1 {
-		t.Error("abi-changed not updated")
 	}
 	// Requests to unknown repos carry no repo label.
 	a.get(t, "/nope/x.rpm")
@@ -103,5 +91,53 @@ func TestMetricsNilSafe(t *testing.T) {
 	m.upstreamError("x", "y")
 	s := &Server{}
 	s.ObserveEviction(1, 1)
-	s.SetDivergent("x", map[string]int{"patched": 1})
+}
+
+// TestMetricsDivergentPackages scrapes the divergent-package gauge of a
+// repo served with rules, before and after the rules change.
+func TestMetricsDivergentPackages(t *testing.T) {
+	f := newViewFixture(t, config.ModeAnnotate, almaRule)
+	viewFiles(t, f.p, "/test/el9/")
+	gauge := func() map[string]float64 {
+		out := map[string]float64{}
+		mfs, err := f.p.srv.metrics.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "dnfproxy_divergent_packages" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				out[labels["repo"]+"/"+labels["class"]] = m.GetGauge().GetValue()
+			}
+		}
+		return out
+	}
+	if got := gauge(); len(got) != 2 || got["test/abi-changed"] != 1 || got["test/patched"] != 1 {
+		t.Fatalf("divergent packages %v, want test/abi-changed 1 and test/patched 1", got)
+	}
+	// Without the rule only the vendor marker remains.
+	if err := os.WriteFile(f.p.cfg.RuleFiles[0], []byte("rules: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.p.srv.LoadRules(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		viewFiles(t, f.p, "/test/el9/")
+		got := gauge()
+		if len(got) == 1 && got["test/patched"] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the rules change: %v, want only test/patched 1", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

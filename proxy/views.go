@@ -425,6 +425,35 @@ func (s *Server) readModules(ctx context.Context, rp *repoState, root string, g 
 	return metadata.ModularPackages(zr)
 }
 
+// divergentByClass counts, per repo and class, the packages with findings
+// in the current analyses of the repo's roots (for the metrics).
+func (s *Server) divergentByClass() map[string]map[string]int {
+	out := map[string]map[string]int{}
+	s.analyses.Range(func(k, v any) bool {
+		repo, _, _ := strings.Cut(k.(string), "\x00")
+		slot := v.(*analysisSlot)
+		slot.mu.Lock()
+		defer slot.mu.Unlock()
+		if slot.an == nil {
+			return true
+		}
+		if out[repo] == nil {
+			out[repo] = map[string]int{}
+		}
+		for _, p := range slot.an.pkgs {
+			seen := map[string]bool{}
+			for _, f := range p.findings {
+				if !seen[f.Class] {
+					seen[f.Class] = true
+					out[repo][f.Class]++
+				}
+			}
+		}
+		return true
+	})
+	return out
+}
+
 // decisions applies a view's compat classes to the analysis. Modular
 // packages are annotated, never filtered one by one: dnf can only use them
 // through their module stream.
@@ -704,15 +733,6 @@ func (s *Server) buildView(ctx context.Context, rp *repoState, root string, g *g
 	}
 	if vg.Signature, err = signer.Sign(vg.Repomd); err != nil {
 		return nil, err
-	}
-	if view == effectiveView(rp, ViewDefault) {
-		byClass := map[string]int{}
-		for _, p := range report {
-			for _, c := range p.Classes {
-				byClass[c]++
-			}
-		}
-		s.SetDivergent(rp.name, byClass)
 	}
 	s.log.Info("view built", "repo", rp.name, "root", root, "view", view, "packages", plan.Packages,
 		"annotated", plan.Annotated, "filtered", plan.Filtered, "duration_ms", time.Since(start).Milliseconds())
