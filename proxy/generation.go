@@ -106,6 +106,15 @@ func (rp *repoState) root(root string) *rootState {
 	return st
 }
 
+// forgetEmpty drops a root's state if it never got a generation.
+func (rp *repoState) forgetEmpty(root string, st *rootState) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if cur, _ := st.get(); cur == nil && rp.roots[root] == st {
+		delete(rp.roots, root)
+	}
+}
+
 // knownRoot returns the state of a root that has a generation, or nil.
 func (rp *repoState) knownRoot(root string) *rootState {
 	rp.mu.Lock()
@@ -202,6 +211,11 @@ func (s *Server) generationFor(ctx context.Context, rp *repoState, root string, 
 	ch := s.refreshes.DoChan(rp.name+"\x00"+root, func() (any, error) {
 		res, err := s.refresh(rp, root, st)
 		st.health.record(time.Now(), err)
+		if err != nil {
+			// Any client can name a root: one that never had metadata is
+			// not remembered, so made-up paths cannot grow the state.
+			rp.forgetEmpty(root, st)
+		}
 		return res, err
 	})
 	var res refreshResult

@@ -183,3 +183,15 @@ func TestLastGoodGenerationWhenUpstreamDownAndAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestMadeUpRootsAreNotRemembered(t *testing.T) {
+	f := newGenFixture(t, time.Minute)
+	for i := range 20 {
+		if status, _, _ := f.p.get(t, fmt.Sprintf("/test/nope%d/repodata/repomd.xml", i)); status != http.StatusNotFound {
+			t.Fatalf("made-up root: %d, want 404", status)
+		}
+	}
+	if got := f.p.srv.repos["test"].rootNames(); len(got) != 1 || got[0] != "el9/" {
+		t.Fatalf("roots remembered: %v, want only el9/", got)
+	}
+}
