@@ -70,6 +70,14 @@ func (s *Server) logRequest(c *gin.Context, start time.Time, aborted bool) {
 		attrs = append(attrs, "aborted", true)
 	}
 	s.log.Info("request", attrs...)
+	// The one place requests are counted: the cache stats of the admin
+	// API and the metrics agree with the access log.
+	switch v, _ := c.Get(logResult); v {
+	case resultHit:
+		s.stats.hits.Add(1)
+	case resultMiss:
+		s.stats.misses.Add(1)
+	}
 	s.metrics.observeRequest(c, status, aborted)
 }
 

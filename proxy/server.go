@@ -314,7 +314,6 @@ func (s *Server) serveVerified(c *gin.Context, rp *repoState, key, rel string, e
 		if err == nil {
 			info := obj.Info()
 			if exp.sum.IsZero() || info.Meta.Checksum == exp.sum.String() {
-				s.stats.hits.Add(1)
 				c.Set(logResult, resultHit)
 				s.serveObject(c, obj, rel, policy, rp.ttl)
 				return nil
@@ -349,10 +348,8 @@ func (s *Server) follow(c *gin.Context, f *fill, policy cachePolicy, ttl time.Du
 	verified := f.finished && f.err == nil && !f.notModified
 	f.mu.Unlock()
 	if verified {
-		s.stats.hits.Add(1)
 		c.Set(logResult, resultHit)
 	} else {
-		s.stats.misses.Add(1)
 		c.Set(logResult, resultMiss)
 	}
 	if c.Request.Method == http.MethodHead || c.GetHeader("Range") != "" {
@@ -488,7 +485,6 @@ func (s *Server) serveFile(c *gin.Context, rp *repoState, rel string) error {
 		if err == nil {
 			info := obj.Info()
 			if time.Since(info.Meta.Fetched) < rp.ttl {
-				s.stats.hits.Add(1)
 				c.Set(logResult, resultHit)
 				s.serveObject(c, obj, rel, revalidate, rp.ttl)
 				return nil

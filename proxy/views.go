@@ -824,7 +824,7 @@ func (s *Server) serveView(c *gin.Context, rp *repoState, view, rel, kind, root 
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrNotFound, rel, err)
 		}
-		s.stats.hits.Add(1)
+		c.Set(logResult, resultHit)
 		s.serveObject(c, obj, rel, immutable, rp.ttl)
 		return nil
 	}
