@@ -59,7 +59,7 @@ const gcPoll = 50 * time.Millisecond
 // thousands of objects: the LSM holds keys and manifests only).
 func (b *Badger) RunGC(ctx context.Context) error {
 	if b.garbage.Load() > 0 {
-		if err := b.whenQuiet(ctx, true, b.compact); err != nil {
+		if err := b.whenQuiet(ctx, b.compact); err != nil {
 			return err
 		}
 	}
@@ -68,7 +68,7 @@ func (b *Badger) RunGC(ctx context.Context) error {
 			// Exclusive: badger v4.9.6's value-log rewrite reads the
 			// memtable's max version without a lock (DB.MaxVersion), racing
 			// any concurrent write; the race detector catches it.
-			err := b.whenQuiet(ctx, true, func() error {
+			err := b.whenQuiet(ctx, func() error {
 				var err error
 				more, err = b.rewriteOne(ratio)
 				return err
@@ -82,14 +82,13 @@ func (b *Badger) RunGC(ctx context.Context) error {
 }
 
 // whenQuiet runs fn at a moment when no Object is open, polling for one
-// until ctx ends. With exclusive, no other operation of the store runs
-// meanwhile either.
-func (b *Badger) whenQuiet(ctx context.Context, exclusive bool, fn func() error) error {
+// until ctx ends; no other operation of the store runs meanwhile either.
+func (b *Badger) whenQuiet(ctx context.Context, fn func() error) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ran, err := b.tryQuiet(exclusive, fn)
+		ran, err := b.tryQuiet(fn)
 		if ran || err != nil {
 			return err
 		}
@@ -101,19 +100,11 @@ func (b *Badger) whenQuiet(ctx context.Context, exclusive bool, fn func() error)
 	}
 }
 
-func (b *Badger) tryQuiet(exclusive bool, fn func() error) (ran bool, err error) {
-	if exclusive {
-		b.closeMu.Lock()
-		defer b.closeMu.Unlock()
-		if b.closed {
-			return false, ErrClosed
-		}
-	} else {
-		done, err := b.begin()
-		if err != nil {
-			return false, err
-		}
-		defer done()
+func (b *Badger) tryQuiet(fn func() error) (ran bool, err error) {
+	b.closeMu.Lock()
+	defer b.closeMu.Unlock()
+	if b.closed {
+		return false, ErrClosed
 	}
 	if !b.readers.TryLock() {
 		return false, nil

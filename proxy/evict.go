@@ -30,8 +30,10 @@ import (
 //     is younger than the repo's metadata_ttl (at least prevGenGrace):
 //     clients that read the old repomd.xml just before the switch still
 //     fetch its files;
-//   - repodata files stored less than freshGrace ago: a refresh fetches a
-//     new generation's files before it switches to it.
+//   - viewrec/ records and the rewritten files of every view in use
+//     (current and retired), so a served view never lists a missing file;
+//   - repodata and view files stored less than freshGrace ago: a refresh
+//     fetches or builds a new generation's files before it switches to it.
 //
 // After a round that deleted something, and on every timer round (which
 // also covers purges and replaced objects), the store's garbage collection
@@ -175,8 +177,8 @@ func (s *Server) evictLRU(ctx context.Context) (EvictResult, error) {
 	var listed int64
 	err := s.store.List(ctx, "", func(in cache.Info) error {
 		listed += in.Size
-		if pinned[in.Key] || strings.HasPrefix(in.Key, "gen/") || strings.HasPrefix(in.Key, "viewrec/") ||
-			(strings.HasPrefix(in.Key, "md/") || strings.HasPrefix(in.Key, "view/")) && start.Sub(in.Stored) < s.evict.fresh {
+		if pinned[in.Key] || strings.HasPrefix(in.Key, nsGen) || strings.HasPrefix(in.Key, nsViewRec) ||
+			(strings.HasPrefix(in.Key, nsMD) || strings.HasPrefix(in.Key, nsView)) && start.Sub(in.Stored) < s.evict.fresh {
 			res.Pinned++
 			return nil
 		}

@@ -130,8 +130,18 @@ func contentType(rel string) string {
 // Store keys. Repodata files listed by a generation are keyed by checksum
 // too, so a repo using plain (non-checksum) file names can never mix two
 // generations' bytes.
-func objKey(repo, rel string) string { return "obj/" + repo + "/" + rel }
+//
+// The namespaces, each followed by "<repo>/":
+const (
+	nsObj     = "obj/"     // packages and plain files, by path
+	nsMD      = "md/"      // repodata files of generations, by path and checksum
+	nsGen     = "gen/"     // a root's generation records
+	nsView    = "view/"    // rewritten repodata files of views
+	nsViewRec = "viewrec/" // a root's view records
+)
+
+func objKey(repo, rel string) string { return nsObj + repo + "/" + rel }
 func mdKey(repo, rel, sum string) string {
-	return "md/" + repo + "/" + rel + "#" + sum
+	return nsMD + repo + "/" + rel + "#" + sum
 }
-func genKey(repo, root string) string { return "gen/" + repo + "/" + root }
+func genKey(repo, root string) string { return nsGen + repo + "/" + root }

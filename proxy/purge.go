@@ -48,7 +48,10 @@ func (s *Server) Purge(ctx context.Context, repo, prefix string) (PurgeResult, e
 			return true
 		})
 	}
-	prefixes := []string{genKey(repo, prefix), "md/" + repo + "/" + prefix, objKey(repo, prefix), "view/" + repo + "/" + prefix, "viewrec/" + repo + "/" + prefix}
+	var prefixes []string
+	for _, ns := range []string{nsGen, nsMD, nsObj, nsView, nsViewRec} {
+		prefixes = append(prefixes, ns+repo+"/"+prefix)
+	}
 	// Running fills under the prefix: one whose bytes are verified is about
 	// to commit, so wait for it and delete what it stored; one still
 	// downloading finishes for its clients but stores nothing.

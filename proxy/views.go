@@ -77,7 +77,7 @@ type viewRecord struct {
 }
 
 func viewRecordKey(repo, root, view string) string {
-	return "viewrec/" + repo + "/" + root + "@" + view
+	return nsViewRec + repo + "/" + root + "@" + view
 }
 
 func (s *Server) viewSlot(repo, root, view string) *viewSlot {
@@ -634,7 +634,7 @@ func (s *Server) buildView(ctx context.Context, rp *repoState, root string, g *g
 		return nil, err
 	}
 	idHash := sha256.Sum256([]byte(input))
-	keyBase := "view/" + rp.name + "/" + root + view + "/" + hex.EncodeToString(idHash[:8]) + "/"
+	keyBase := nsView + rp.name + "/" + root + view + "/" + hex.EncodeToString(idHash[:8]) + "/"
 	vg := &viewGen{Input: input, Base: an.base, Files: map[string]viewFile{}, Created: time.Now()}
 	replaced := map[string]metadata.FileInfo{}
 
