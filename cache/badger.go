@@ -336,7 +336,10 @@ func (b *Badger) Size() (objects int64, bytes int64) {
 
 // begin guards an operation against a concurrent Close. The caller must call
 // the returned func when done.
-func (b *Badger) begin() (func(), error) {
+func (b *Badger) begin(ctx context.Context) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b.closeMu.RLock()
 	if b.closed {
 		b.closeMu.RUnlock()
@@ -416,10 +419,7 @@ func (b *Badger) update(ctx context.Context, fn func(txn *badger.Txn) error) err
 
 // Stat implements Store.
 func (b *Badger) Stat(ctx context.Context, key string) (Info, error) {
-	if err := ctx.Err(); err != nil {
-		return Info{}, err
-	}
-	done, err := b.begin()
+	done, err := b.begin(ctx)
 	if err != nil {
 		return Info{}, err
 	}
@@ -444,10 +444,7 @@ func (b *Badger) Stat(ctx context.Context, key string) (Info, error) {
 // badger read transaction until Close, which delays the reclaiming of space
 // of objects replaced meanwhile, so callers must close it promptly.
 func (b *Badger) Get(ctx context.Context, key string) (Object, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	done, err := b.begin()
+	done, err := b.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -483,10 +480,7 @@ func (b *Badger) touch(key string, id uint64, now time.Time) {
 
 // UpdateMeta implements Store.
 func (b *Badger) UpdateMeta(ctx context.Context, key string, fn func(*Meta)) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	done, err := b.begin()
+	done, err := b.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -509,10 +503,7 @@ func (b *Badger) UpdateMeta(ctx context.Context, key string, fn func(*Meta)) err
 
 // Delete implements Store.
 func (b *Badger) Delete(ctx context.Context, key string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	done, err := b.begin()
+	done, err := b.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -613,7 +604,7 @@ const listBatchSize = 256
 // listBatch returns the Infos of up to listBatchSize manifests under prefix,
 // from key start on, and the key to resume from (nil at the end).
 func (b *Badger) listBatch(prefix string, start []byte) ([]Info, []byte, error) {
-	done, err := b.begin()
+	done, err := b.begin(context.Background())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -645,10 +636,7 @@ func (b *Badger) listBatch(prefix string, start []byte) ([]Info, []byte, error) 
 
 // Create implements Store.
 func (b *Badger) Create(ctx context.Context, key string, meta Meta) (Writer, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	done, err := b.begin()
+	done, err := b.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -704,7 +692,7 @@ func (w *badgerWriter) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	done, err := w.b.begin()
+	done, err := w.b.begin(context.Background())
 	if err != nil {
 		return err
 	}
@@ -734,7 +722,7 @@ func (w *badgerWriter) Commit(ctx context.Context) error {
 		return err
 	}
 	w.buf = nil
-	done, err := w.b.begin()
+	done, err := w.b.begin(context.Background())
 	if err != nil {
 		return err
 	}
@@ -797,7 +785,7 @@ func (w *badgerWriter) Cancel() error {
 		return nil
 	}
 	w.b.garbage.Add(int64(w.chunks) * int64(w.b.opt.ChunkSize))
-	done, err := w.b.begin()
+	done, err := w.b.begin(context.Background())
 	if err != nil {
 		return nil // the chunks are orphans; the next OpenBadger removes them
 	}
