@@ -121,6 +121,9 @@ type Badger struct {
 	releaseCh   chan struct{} // wakes the releaser
 	releaseStop chan struct{}
 	releaseDone chan struct{}
+
+	touchMu sync.Mutex
+	touches map[string]touch // accesses not yet written (noteAccess)
 }
 
 var (
@@ -225,6 +228,7 @@ func OpenBadger(dir string, opt BadgerOptions) (*Badger, error) {
 		releaseCh:   make(chan struct{}, 1),
 		releaseStop: make(chan struct{}),
 		releaseDone: make(chan struct{}),
+		touches:     map[string]touch{},
 	}
 	if err := b.recover(); err != nil {
 		db.Close()
@@ -249,10 +253,17 @@ func (b *Badger) noteMapped(n int64) {
 
 func (b *Badger) releaser() {
 	defer close(b.releaseDone)
+	tick := time.NewTicker(touchFlushEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case <-b.releaseStop:
 			return
+		case <-tick.C:
+			if done, err := b.begin(context.Background()); err == nil {
+				b.writeTouches()
+				done()
+			}
 		case <-b.releaseCh:
 			b.closeMu.Lock()
 			if !b.closed {
@@ -360,6 +371,7 @@ func (b *Badger) Close() error {
 	b.closeMu.Unlock() // the releaser may be waiting for it
 	<-b.releaseDone
 	b.closeMu.Lock()
+	b.writeTouches()
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("cache: close badger: %w", wrapErr(err))
 	}
@@ -431,6 +443,7 @@ func (b *Badger) Stat(ctx context.Context, key string) (Info, error) {
 			return err
 		}
 		in = m.info(key)
+		b.overlayAccess(&in, m.ID)
 		return nil
 	})
 	if err != nil {
@@ -459,23 +472,70 @@ func (b *Badger) Get(ctx context.Context, key string) (Object, error) {
 	}
 	now := time.Now()
 	if now.Sub(m.Accessed) >= b.opt.AccessedGranularity {
-		b.touch(key, m.ID, now)
+		b.noteAccess(key, m.ID, now)
 		m.Accessed = now
 	}
 	return &badgerObject{b: b, txn: txn, key: key, m: *m, cur: -1}, nil
 }
 
-// touch records an access. It is best effort: the time is a hint for
-// eviction, and a failed or conflicting write only makes it coarser.
-func (b *Badger) touch(key string, id uint64, now time.Time) {
-	_ = b.db.Update(func(txn *badger.Txn) error {
-		m, err := getManifest(txn, key)
-		if err != nil || m.ID != id || !m.Accessed.Before(now) {
-			return err // replaced or deleted meanwhile, or touched by another Get
-		}
-		m.Accessed = now
-		return putManifest(txn, key, m)
-	})
+// touch is an access not yet written to the object's manifest.
+type touch struct {
+	id uint64 // the object read (a replaced object's touch is dropped)
+	at time.Time
+}
+
+// touchFlushEvery is how often pending accesses are written.
+const touchFlushEvery = 5 * time.Second
+
+// noteAccess records an access in memory; Get never writes. The releaser
+// loop writes pending accesses in batches (writeTouches), and Stat and
+// List show them meanwhile (overlayAccess).
+func (b *Badger) noteAccess(key string, id uint64, at time.Time) {
+	b.touchMu.Lock()
+	b.touches[key] = touch{id: id, at: at}
+	b.touchMu.Unlock()
+}
+
+// overlayAccess shows an access not yet written.
+func (b *Badger) overlayAccess(in *Info, id uint64) {
+	b.touchMu.Lock()
+	t, ok := b.touches[in.Key]
+	b.touchMu.Unlock()
+	if ok && t.id == id && t.at.After(in.Accessed) {
+		in.Accessed = t.at
+	}
+}
+
+// writeTouches writes the pending accesses. It is best effort: the time
+// is a hint for eviction, and a failed or conflicting write only makes it
+// coarser. The caller keeps the database open.
+func (b *Badger) writeTouches() {
+	b.touchMu.Lock()
+	pending := b.touches
+	b.touches = map[string]touch{}
+	b.touchMu.Unlock()
+	keys := make([]string, 0, len(pending))
+	for k := range pending {
+		keys = append(keys, k)
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 256) // one transaction each
+		_ = b.db.Update(func(txn *badger.Txn) error {
+			for _, key := range keys[:n] {
+				t := pending[key]
+				m, err := getManifest(txn, key)
+				if err != nil || m.ID != t.id || !m.Accessed.Before(t.at) {
+					continue // replaced or deleted meanwhile
+				}
+				m.Accessed = t.at
+				if err := putManifest(txn, key, m); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		keys = keys[n:]
+	}
 }
 
 // UpdateMeta implements Store.
@@ -624,7 +684,9 @@ func (b *Badger) listBatch(prefix string, start []byte) ([]Info, []byte, error) 
 			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
 				return fmt.Errorf("decode manifest %q: %w", item.Key(), err)
 			}
-			batch = append(batch, m.info(string(item.Key()[len(manifestPrefix):])))
+			in := m.info(string(item.Key()[len(manifestPrefix):]))
+			b.overlayAccess(&in, m.ID)
+			batch = append(batch, in)
 		}
 		return nil
 	})

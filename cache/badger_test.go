@@ -344,3 +344,36 @@ func TestBadgerRunGC(t *testing.T) {
 		t.Errorf("RunGC: %v", err)
 	}
 }
+
+// TestBadgerAccessedIsWritten checks that an access noted by Get reaches
+// the manifest: it is still there after a close and a reopen.
+func TestBadgerAccessedIsWritten(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opt := testOptions()
+	opt.AccessedGranularity = time.Millisecond
+	s := openBadger(t, dir, opt)
+	cachetest.Put(t, s, "k", cache.Meta{}, []byte("x"), 0)
+	stored, err := s.Stat(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	o, err := s.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openBadger(t, dir, opt)
+	defer s.Close()
+	again, err := s.Stat(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Accessed.After(stored.Accessed) {
+		t.Fatalf("Accessed after reopen %v, want after %v", again.Accessed, stored.Accessed)
+	}
+}
