@@ -901,41 +901,56 @@ func (o *badgerObject) chunk(n int64) (*badger.Item, error) {
 
 // readAt fills p from offset off. o.mu must be held.
 func (o *badgerObject) readAt(p []byte, off int64) (int, error) {
-	if o.closed {
-		return 0, errors.New("cache: read of closed object")
-	}
 	if off < 0 {
 		return 0, errors.New("cache: negative offset")
 	}
-	if off >= o.m.Size {
+	if off >= o.m.Size && !o.closed {
 		return 0, io.EOF
 	}
+	n, err := o.walk(off, int64(len(p)), func(v []byte, done int64) (int, error) {
+		return copy(p[done:], v), nil
+	})
+	if err == nil && n < int64(len(p)) {
+		err = io.EOF
+	}
+	return int(n), err
+}
+
+// walk hands fn the object's bytes from off on, chunk by chunk and at most
+// limit bytes in all, straight from badger's value (fn must not keep it);
+// done is how many bytes fn took so far. It returns the bytes fn took.
+func (o *badgerObject) walk(off, limit int64, fn func(v []byte, done int64) (int, error)) (int64, error) {
+	if o.closed {
+		return 0, errors.New("cache: read of closed object")
+	}
 	cs := o.m.ChunkSize
-	n := 0
-	for n < len(p) && off < o.m.Size {
+	var done int64
+	for done < limit && off < o.m.Size {
 		item, err := o.chunk(off / cs)
 		if err != nil {
-			return n, err
+			return done, err
 		}
 		in := off % cs
-		var c int
+		var n int
 		err = item.Value(func(v []byte) error {
 			if in >= int64(len(v)) {
 				return fmt.Errorf("cache: read %q: chunk %d too short", o.key, off/cs)
 			}
-			c = copy(p[n:], v[in:])
-			return nil
+			v = v[in:]
+			if rest := limit - done; int64(len(v)) > rest {
+				v = v[:rest]
+			}
+			var ferr error
+			n, ferr = fn(v, done)
+			return ferr
 		})
+		done += int64(n)
+		off += int64(n)
 		if err != nil {
-			return n, err
+			return done, err
 		}
-		n += c
-		off += int64(c)
 	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return done, nil
 }
 
 func (o *badgerObject) Read(p []byte) (int, error) {
@@ -957,33 +972,9 @@ func (o *badgerObject) Read(p []byte) (int, error) {
 func (o *badgerObject) WriteTo(w io.Writer) (int64, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closed {
-		return 0, errors.New("cache: read of closed object")
-	}
-	var total int64
-	cs := o.m.ChunkSize
-	for o.off < o.m.Size {
-		item, err := o.chunk(o.off / cs)
-		if err != nil {
-			return total, err
-		}
-		in := o.off % cs
-		var n int
-		err = item.Value(func(v []byte) error {
-			if in >= int64(len(v)) {
-				return fmt.Errorf("cache: read %q: chunk %d too short", o.key, o.off/cs)
-			}
-			var werr error
-			n, werr = w.Write(v[in:])
-			return werr
-		})
-		o.off += int64(n)
-		total += int64(n)
-		if err != nil {
-			return total, err
-		}
-	}
-	return total, nil
+	n, err := o.walk(o.off, o.m.Size-o.off, func(v []byte, _ int64) (int, error) { return w.Write(v) })
+	o.off += n
+	return n, err
 }
 
 func (o *badgerObject) ReadAt(p []byte, off int64) (int, error) {
