@@ -43,16 +43,31 @@ func (m *Memory) info(key string, o *memObject) Info {
 	return Info{Key: key, Size: int64(len(o.data)), Meta: o.meta, Stored: o.stored, Accessed: o.accessed}
 }
 
-// Get implements Store.
-func (m *Memory) Get(ctx context.Context, key string) (Object, error) {
+// lock takes the store's lock (for writing or reading) after checking
+// ctx, and fails with ErrClosed on a closed store.
+func (m *Memory) lock(ctx context.Context, write bool) (unlock func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	lock, unlock := m.mu.RLock, m.mu.RUnlock
+	if write {
+		lock, unlock = m.mu.Lock, m.mu.Unlock
+	}
+	lock()
 	if m.closed {
+		unlock()
 		return nil, ErrClosed
 	}
+	return unlock, nil
+}
+
+// Get implements Store.
+func (m *Memory) Get(ctx context.Context, key string) (Object, error) {
+	unlock, err := m.lock(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	o, ok := m.objects[key]
 	if !ok {
 		return nil, ErrNotFound
@@ -63,14 +78,11 @@ func (m *Memory) Get(ctx context.Context, key string) (Object, error) {
 
 // Stat implements Store.
 func (m *Memory) Stat(ctx context.Context, key string) (Info, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.lock(ctx, false)
+	if err != nil {
 		return Info{}, err
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.closed {
-		return Info{}, ErrClosed
-	}
+	defer unlock()
 	o, ok := m.objects[key]
 	if !ok {
 		return Info{}, ErrNotFound
@@ -80,27 +92,21 @@ func (m *Memory) Stat(ctx context.Context, key string) (Info, error) {
 
 // Create implements Store.
 func (m *Memory) Create(ctx context.Context, key string, meta Meta) (Writer, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.lock(ctx, false)
+	if err != nil {
 		return nil, err
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.closed {
-		return nil, ErrClosed
-	}
+	defer unlock()
 	return &memWriter{m: m, key: key, meta: meta}, nil
 }
 
 // UpdateMeta implements Store.
 func (m *Memory) UpdateMeta(ctx context.Context, key string, fn func(*Meta)) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.lock(ctx, true)
+	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
+	defer unlock()
 	o, ok := m.objects[key]
 	if !ok {
 		return ErrNotFound
@@ -113,14 +119,11 @@ func (m *Memory) UpdateMeta(ctx context.Context, key string, fn func(*Meta)) err
 
 // Delete implements Store.
 func (m *Memory) Delete(ctx context.Context, key string) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.lock(ctx, true)
+	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
+	defer unlock()
 	if o, ok := m.objects[key]; ok {
 		m.bytes -= int64(len(o.data))
 		delete(m.objects, key)
