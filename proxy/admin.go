@@ -21,7 +21,7 @@ import (
 // "Authorization: Bearer <token>"; the dashboard also takes it as the
 // password of HTTP Basic auth, so that a browser can open it. Without a
 // configured token those paths answer 403.
-func (s *Server) AdminServer(addr string, store cache.Store) *http.Server {
+func (s *Server) AdminServer(addr string) *http.Server {
 	if s.cfg.Admin.Token == "" {
 		s.log.Warn("no admin token: the admin API and dashboard answer 403; set admin.token in the config file or the environment variable " +
 			config.EnvAdminToken)
@@ -34,7 +34,7 @@ func (s *Server) AdminServer(addr string, store cache.Store) *http.Server {
 
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/readyz", func(c *gin.Context) {
-		_, err := store.Stat(c.Request.Context(), "readyz-probe")
+		_, err := s.store.Stat(c.Request.Context(), "readyz-probe")
 		if err != nil && !errors.Is(err, cache.ErrNotFound) {
 			c.String(http.StatusServiceUnavailable, "store not ready: %v\n", err)
 			return
@@ -47,13 +47,13 @@ func (s *Server) AdminServer(addr string, store cache.Store) *http.Server {
 	api.GET("/repos", s.apiRepos)
 	api.GET("/repos/:name/divergences", s.apiDivergences)
 	api.POST("/repos/:name/refresh", s.apiRefresh)
-	api.GET("/cache", s.apiCacheStats(store))
+	api.GET("/cache", s.apiCacheStats)
 	api.DELETE("/cache", s.apiPurge)
 	api.POST("/warm", s.apiWarm)
 	api.GET("/jobs", s.apiJobs)
 	api.GET("/jobs/:id", s.apiJob)
 
-	r.GET("/", s.dashboard(store))
+	r.GET("/", s.dashboard)
 
 	r.NoRoute(func(c *gin.Context) { apiError(c, http.StatusNotFound, "no such admin path") })
 	r.NoMethod(func(c *gin.Context) { apiError(c, http.StatusMethodNotAllowed, "method not allowed") })

@@ -221,7 +221,7 @@ func rootParam(repo, p string) (string, error) {
 	if !strings.HasSuffix(p, "/") {
 		p += "/"
 	}
-	if _, err := parseTarget("/"+repo+"/"+p, "/"+repo+"/"+p); err != nil {
+	if err := checkSubpath(repo, p); err != nil {
 		return "", err
 	}
 	return p, nil
@@ -301,24 +301,22 @@ func (s *Server) apiRefresh(c *gin.Context) {
 	c.JSON(status, out)
 }
 
-func (s *Server) cacheStats(store cache.Store) CacheStats {
+func (s *Server) cacheStats() CacheStats {
 	st := CacheStats{
 		MaxBytes:      int64(s.cfg.Storage.MaxSize),
 		Hits:          s.stats.hits.Load(),
 		Misses:        s.stats.misses.Load(),
 		UpstreamBytes: s.stats.upstreamBytes.Load(),
 	}
-	if sz, ok := store.(cache.Sizer); ok {
+	if sz, ok := s.store.(cache.Sizer); ok {
 		st.Objects, st.Bytes = sz.Size()
 	}
 	return st
 }
 
-func (s *Server) apiCacheStats(store cache.Store) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		c.Header("Cache-Control", "no-store")
-		c.JSON(http.StatusOK, s.cacheStats(store))
-	}
+func (s *Server) apiCacheStats(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, s.cacheStats())
 }
 
 func (s *Server) apiPurge(c *gin.Context) {

@@ -38,7 +38,7 @@ func startAdmin(t testing.TB, repos []config.Repo, edit func(*config.Config)) *t
 	p.srv.SetClientURL(p.http.URL)
 	a := &testAdmin{testProxy: p, token: p.cfg.Admin.Token}
 	a.admin = httptest.NewUnstartedServer(nil)
-	a.admin.Config = p.srv.AdminServer("", p.store)
+	a.admin.Config = p.srv.AdminServer("")
 	a.admin.Start()
 	t.Cleanup(a.admin.Close)
 	return a
@@ -216,7 +216,7 @@ func TestAdminNoTokenLogsOnce(t *testing.T) {
 	p := startProxy(t, []config.Repo{testRepo("test", up.URL(), time.Minute)}, nil)
 	var buf bytes.Buffer
 	p.srv.log = slog.New(slog.NewTextHandler(&buf, nil))
-	p.srv.AdminServer("127.0.0.1:0", p.store)
+	p.srv.AdminServer("127.0.0.1:0")
 	out := buf.String()
 	if strings.Count(out, "no admin token") != 1 || !strings.Contains(out, "admin.token") || !strings.Contains(out, config.EnvAdminToken) {
 		t.Errorf("startup log %q: want one line naming admin.token and %s", out, config.EnvAdminToken)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/dnfproxy/dnfproxy/cache"
 	"github.com/dnfproxy/dnfproxy/internal/config"
 )
 
@@ -43,54 +42,52 @@ type divergenceSection struct {
 
 // dashboard serves the HTML dashboard: the information of the JSON API on
 // one server-rendered page, without scripts.
-func (s *Server) dashboard(store cache.Store) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		ctx := c.Request.Context()
-		data := dashboardData{
-			Now:   time.Now(),
-			Repos: s.repoStatuses(ctx),
-			Cache: s.cacheStats(store),
-		}
-		for _, r := range data.Repos {
-			if r.Compat.Mode == string(config.ModeOff) {
-				continue
-			}
-			var roots []string
-			for _, rs := range r.Roots {
-				if rs.Revision != "" {
-					roots = append(roots, rs.Path)
-				}
-			}
-			if len(roots) == 0 {
-				// Nothing fetched yet: the page does not go upstream.
-				data.Divergences = append(data.Divergences, divergenceSection{
-					DivergenceReport: DivergenceReport{Repo: r.Name, Reference: r.Compat.Reference},
-					Mode:             r.Compat.Mode,
-				})
-				continue
-			}
-			for _, root := range roots {
-				sec := divergenceSection{Mode: r.Compat.Mode}
-				rep, err := s.divergenceReport(ctx, r.Name, root, false) // never upstream
-				if err != nil {
-					rep = DivergenceReport{Repo: r.Name, Path: root, Reference: r.Compat.Reference}
-					sec.Error = err.Error()
-				}
-				sec.DivergenceReport = rep
-				data.Divergences = append(data.Divergences, sec)
-			}
-		}
-		var buf bytes.Buffer
-		if err := dashboardTmpl.Execute(&buf, data); err != nil {
-			s.log.Error("dashboard template", "err", err)
-			c.String(http.StatusInternalServerError, "internal error\n")
-			return
-		}
-		c.Header("Cache-Control", "no-store")
-		c.Header("X-Frame-Options", "DENY")
-		c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-		c.Data(http.StatusOK, "text/html; charset=utf-8", buf.Bytes())
+func (s *Server) dashboard(c *gin.Context) {
+	ctx := c.Request.Context()
+	data := dashboardData{
+		Now:   time.Now(),
+		Repos: s.repoStatuses(ctx),
+		Cache: s.cacheStats(),
 	}
+	for _, r := range data.Repos {
+		if r.Compat.Mode == string(config.ModeOff) {
+			continue
+		}
+		var roots []string
+		for _, rs := range r.Roots {
+			if rs.Revision != "" {
+				roots = append(roots, rs.Path)
+			}
+		}
+		if len(roots) == 0 {
+			// Nothing fetched yet: the page does not go upstream.
+			data.Divergences = append(data.Divergences, divergenceSection{
+				DivergenceReport: DivergenceReport{Repo: r.Name, Reference: r.Compat.Reference},
+				Mode:             r.Compat.Mode,
+			})
+			continue
+		}
+		for _, root := range roots {
+			sec := divergenceSection{Mode: r.Compat.Mode}
+			rep, err := s.divergenceReport(ctx, r.Name, root, false) // never upstream
+			if err != nil {
+				rep = DivergenceReport{Repo: r.Name, Path: root, Reference: r.Compat.Reference}
+				sec.Error = err.Error()
+			}
+			sec.DivergenceReport = rep
+			data.Divergences = append(data.Divergences, sec)
+		}
+	}
+	var buf bytes.Buffer
+	if err := dashboardTmpl.Execute(&buf, data); err != nil {
+		s.log.Error("dashboard template", "err", err)
+		c.String(http.StatusInternalServerError, "internal error\n")
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Frame-Options", "DENY")
+	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	c.Data(http.StatusOK, "text/html; charset=utf-8", buf.Bytes())
 }
 
 func humanBytes(n int64) string {

@@ -64,6 +64,16 @@ func parseTarget(rawPath, decoded string) (target, error) {
 	return t, nil
 }
 
+// checkSubpath refuses a sub-path of a repo (an admin parameter) that a
+// client's request path could not be: the same rules as parseTarget.
+func checkSubpath(repo, p string) error {
+	if p == "" {
+		return nil
+	}
+	_, err := parseTarget("/"+repo+"/"+p, "/"+repo+"/"+p)
+	return err
+}
+
 // Path kinds, which decide caching and verification.
 const (
 	kindRepomd    = "repomd"    // <root>repodata/repomd.xml

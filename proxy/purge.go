@@ -25,10 +25,8 @@ func (s *Server) Purge(ctx context.Context, repo, prefix string) (PurgeResult, e
 	if !ok {
 		return PurgeResult{}, fmt.Errorf("%w: no repo %q", ErrNotFound, repo)
 	}
-	if prefix != "" {
-		if _, err := parseTarget("/"+repo+"/"+prefix, "/"+repo+"/"+prefix); err != nil {
-			return PurgeResult{}, err
-		}
+	if err := checkSubpath(repo, prefix); err != nil {
+		return PurgeResult{}, err
 	}
 	// Forget the generations first, so no request serves a file the purge
 	// is about to delete as part of a current generation.

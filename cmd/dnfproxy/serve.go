@@ -70,7 +70,7 @@ func runServe(args []string) error {
 			}
 		}
 	}()
-	servers := []*http.Server{srv.HTTPServer(cfg.Listen), srv.AdminServer(cfg.Admin.Listen, store)}
+	servers := []*http.Server{srv.HTTPServer(cfg.Listen), srv.AdminServer(cfg.Admin.Listen)}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, hs := range servers {
 		ln, err := net.Listen("tcp", hs.Addr)
