@@ -52,12 +52,10 @@ func NewReference(pkgs []ABIPackage) *Reference {
 		r.byNameArch[k] = append(r.byNameArch[k], p)
 	}
 	for _, list := range r.byNameArch {
-		sort.Slice(list, func(i, j int) bool { return CompareEVR(evrOf(list[i].PackageID), evrOf(list[j].PackageID)) > 0 })
+		sort.Slice(list, func(i, j int) bool { return CompareEVR(list[i].PackageID.EVR(), list[j].PackageID.EVR()) > 0 })
 	}
 	return r
 }
-
-func evrOf(p PackageID) EVR { return EVR{Epoch: p.Epoch, Version: p.Version, Release: p.Release} }
 
 // Compare returns the findings of comparing one package with the
 // reference (ref may be nil: then only the vendor marker is checked).
@@ -73,18 +71,18 @@ func Compare(p ABIPackage, ref *Reference) []Finding {
 	if len(builds) == 0 {
 		return append(out, Finding{Class: ClassNotInReference, Reason: fmt.Sprintf("%s.%s is not in the reference repo", p.Name, p.Arch)})
 	}
-	stripped := evrOf(p.PackageID)
+	stripped := p.PackageID.EVR()
 	stripped.Release = StripVendorMarker(stripped.Release)
 	same := -1
 	for i, b := range builds {
-		if CompareEVR(evrOf(b.PackageID), stripped) == 0 {
+		if CompareEVR(b.PackageID.EVR(), stripped) == 0 {
 			same = i
 			break
 		}
 	}
 	base := builds[0] // newest reference build
 	if same < 0 {
-		out = append(out, Finding{Class: ClassVersionDiffers, Reason: fmt.Sprintf("%s differs from the reference's %s", stripped, evrOf(base.PackageID))})
+		out = append(out, Finding{Class: ClassVersionDiffers, Reason: fmt.Sprintf("%s differs from the reference's %s", stripped, base.PackageID.EVR())})
 	} else {
 		base = builds[same]
 	}
@@ -114,7 +112,7 @@ func compareABI(p, ref ABIPackage) []Finding {
 	sort.Strings(removed)
 	sort.Strings(changed)
 	sort.Strings(added)
-	refName := ref.Name + "-" + evrOf(ref.PackageID).String()
+	refName := ref.Name + "-" + ref.PackageID.EVR().String()
 	switch {
 	case len(removed) > 0 || len(changed) > 0:
 		var parts []string

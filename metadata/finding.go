@@ -45,3 +45,15 @@ type PackageID struct {
 	Version string
 	Release string
 }
+
+// EVR returns the package's epoch, version and release.
+func (p PackageID) EVR() EVR { return EVR{Epoch: p.Epoch, Version: p.Version, Release: p.Release} }
+
+// NEVRA renders name-[epoch:]version-release.arch as dnf prints it.
+func (p PackageID) NEVRA() string {
+	evr := p.Version + "-" + p.Release
+	if p.Epoch != "" && p.Epoch != "0" {
+		evr = p.Epoch + ":" + evr
+	}
+	return p.Name + "-" + evr + "." + p.Arch
+}

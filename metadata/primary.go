@@ -22,12 +22,11 @@ type Package struct {
 }
 
 // NEVRA renders name-[epoch:]version-release.arch as dnf prints it.
-func (p Package) NEVRA() string {
-	evr := p.Version + "-" + p.Release
-	if p.Epoch != "" && p.Epoch != "0" {
-		evr = p.Epoch + ":" + evr
-	}
-	return p.Name + "-" + evr + "." + p.Arch
+func (p Package) NEVRA() string { return p.ID().NEVRA() }
+
+// ID returns what identifies the package to rules.
+func (p Package) ID() PackageID {
+	return PackageID{Name: p.Name, Arch: p.Arch, Epoch: p.Epoch, Version: p.Version, Release: p.Release}
 }
 
 type xmlPackage struct {

@@ -102,18 +102,18 @@ func NewPlan(primary io.Reader, codec Codec, limit int64, decide DecideFunc) (*P
 				return nil
 			case ActionAnnotate:
 				if len(d.Findings) == 0 {
-					return fmt.Errorf("decision for %s: annotate without findings", pkgLabel(it.pkg.id))
+					return fmt.Errorf("decision for %s: annotate without findings", it.pkg.id.NEVRA())
 				}
 				p.Kept++
 				p.Annotated++
 			case ActionFilter:
 				p.Filtered++
 			default:
-				return fmt.Errorf("decision for %s: unknown action %q", pkgLabel(it.pkg.id), d.Action)
+				return fmt.Errorf("decision for %s: unknown action %q", it.pkg.id.NEVRA(), d.Action)
 			}
 			if i, dup := p.byPkgID[it.pkg.pkgid]; dup {
 				return fmt.Errorf("%w: primary.xml: pkgid %s is listed twice (%s, %s)", ErrMalformed,
-					it.pkg.pkgid, pkgLabel(p.decided[i].ID), pkgLabel(it.pkg.id))
+					it.pkg.pkgid, p.decided[i].ID.NEVRA(), it.pkg.id.NEVRA())
 			}
 			p.byPkgID[it.pkg.pkgid] = len(p.decided)
 			d.Findings = slices.Clone(d.Findings)
@@ -144,17 +144,17 @@ func PlanOf(packages int, decided []PlannedPackage) (*Plan, error) {
 			continue
 		case ActionAnnotate:
 			if len(pp.Decision.Findings) == 0 {
-				return nil, fmt.Errorf("decision for %s: annotate without findings", pkgLabel(pp.ID))
+				return nil, fmt.Errorf("decision for %s: annotate without findings", pp.ID.NEVRA())
 			}
 			p.Annotated++
 		case ActionFilter:
 			p.Filtered++
 			p.Kept--
 		default:
-			return nil, fmt.Errorf("decision for %s: unknown action %q", pkgLabel(pp.ID), pp.Decision.Action)
+			return nil, fmt.Errorf("decision for %s: unknown action %q", pp.ID.NEVRA(), pp.Decision.Action)
 		}
 		if _, dup := p.byPkgID[pp.PkgID]; dup || pp.PkgID == "" {
-			return nil, fmt.Errorf("decision for %s: pkgid %q empty or repeated", pkgLabel(pp.ID), pp.PkgID)
+			return nil, fmt.Errorf("decision for %s: pkgid %q empty or repeated", pp.ID.NEVRA(), pp.PkgID)
 		}
 		pp.Decision.Findings = slices.Clone(pp.Decision.Findings)
 		p.byPkgID[pp.PkgID] = len(p.decided)
@@ -250,7 +250,7 @@ func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer
 			pp := &p.decided[i]
 			if pp.ID.Name != pk.id.Name || pp.ID.Arch != pk.id.Arch {
 				return fmt.Errorf("%w: %s: pkgid %s is %s.%s here but %s in primary.xml", ErrMalformed,
-					file, pk.pkgid, pk.id.Name, pk.id.Arch, pkgLabel(pp.ID))
+					file, pk.pkgid, pk.id.Name, pk.id.Arch, pp.ID.NEVRA())
 			}
 			switch pp.Decision.Action {
 			case ActionFilter:
@@ -286,10 +286,6 @@ func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer
 	}
 	res.FileInfo = fw.Info()
 	return res, nil
-}
-
-func pkgLabel(id PackageID) string {
-	return Package{Name: id.Name, Arch: id.Arch, Epoch: id.Epoch, Version: id.Version, Release: id.Release}.NEVRA()
 }
 
 // ---- annotation -------------------------------------------------------------
@@ -808,7 +804,7 @@ func (s *docScanner) checkPackage(at int) error {
 	case p.id.Version == "":
 		return s.malformed(at, "package %s.%s without a version", p.id.Name, p.id.Arch)
 	case p.pkgid == "":
-		return s.malformed(at, "package %s without a pkgid", pkgLabel(p.id))
+		return s.malformed(at, "package %s without a pkgid", p.id.NEVRA())
 	}
 	if p.id.Epoch == "" {
 		p.id.Epoch = "0"

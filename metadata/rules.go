@@ -345,7 +345,7 @@ func (r *compiledRule) matches(p PackageID) bool {
 	if r.op == "" {
 		return true
 	}
-	c := CompareEVR(EVR{Epoch: p.Epoch, Version: p.Version, Release: p.Release}, r.evr)
+	c := CompareEVR(p.EVR(), r.evr)
 	switch r.op {
 	case "=":
 		return c == 0

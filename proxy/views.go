@@ -324,7 +324,7 @@ func (s *Server) analysisFor(ctx context.Context, rp *repoState, root string, g 
 	if refGen != nil {
 		var refPkgs []metadata.ABIPackage
 		err := s.scanDeps(ctx, refRepo, root, refGen, func(p metadata.PackageDeps) error {
-			refPkgs = append(refPkgs, metadata.ABIPackage{PackageID: idOf(p.Package), Provides: p.ABIProvides})
+			refPkgs = append(refPkgs, metadata.ABIPackage{PackageID: p.ID(), Provides: p.ABIProvides})
 			return nil
 		})
 		if err != nil {
@@ -336,7 +336,7 @@ func (s *Server) analysisFor(ctx context.Context, rp *repoState, root string, g 
 	index := map[string]pkgRef{} // the generation's package index, same pass
 	err := s.scanDeps(ctx, rp, root, g, func(p metadata.PackageDeps) error {
 		index[p.Href] = pkgRef{sum: p.Checksum, size: p.Size}
-		id := idOf(p.Package)
+		id := p.ID()
 		an.total++
 		findings := append(rs.Match(id), metadata.Compare(metadata.ABIPackage{PackageID: id, Provides: p.ABIProvides}, ref)...)
 		if len(findings) > 0 {
@@ -353,10 +353,6 @@ func (s *Server) analysisFor(ctx context.Context, rp *repoState, root string, g 
 	}
 	slot.an = an
 	return an, nil
-}
-
-func idOf(p metadata.Package) metadata.PackageID {
-	return metadata.PackageID{Name: p.Name, Arch: p.Arch, Epoch: p.Epoch, Version: p.Version, Release: p.Release}
 }
 
 // openRecord opens a generation's cached file of a record type.
@@ -556,10 +552,6 @@ func (s *Server) affectedBy(ctx context.Context, rp *repoState, root string, g *
 	return out, nil
 }
 
-func nevra(id metadata.PackageID) string {
-	return metadata.Package{Name: id.Name, Arch: id.Arch, Epoch: id.Epoch, Version: id.Version, Release: id.Release}.NEVRA()
-}
-
 // report renders the analysis as the admin API's divergence report (the
 // packages with findings; see viewReport for the affected dependents).
 func (an *analysis) report(c config.Compat, view string) []DivergentPackage {
@@ -575,7 +567,7 @@ func (an *analysis) report(c config.Compat, view string) []DivergentPackage {
 			action = metadata.ActionNone
 		}
 		dp := DivergentPackage{
-			NEVRA: nevra(p.id), Name: p.id.Name, Epoch: p.id.Epoch, Version: p.id.Version,
+			NEVRA: p.id.NEVRA(), Name: p.id.Name, Epoch: p.id.Epoch, Version: p.id.Version,
 			Release: p.id.Release, Arch: p.id.Arch, Classes: []string{}, Reasons: []string{}, Action: action,
 		}
 		for _, f := range p.findings {

@@ -191,9 +191,7 @@ func best(pkgs []metadata.PackageDeps, idx []int, by *metadata.PackageDeps) int 
 func newer(a, b *metadata.PackageDeps) bool { return compareEVR(a, b) > 0 }
 
 func compareEVR(a, b *metadata.PackageDeps) int {
-	return metadata.CompareEVR(
-		metadata.EVR{Epoch: a.Epoch, Version: a.Version, Release: a.Release},
-		metadata.EVR{Epoch: b.Epoch, Version: b.Version, Release: b.Release})
+	return metadata.CompareEVR(a.ID().EVR(), b.ID().EVR())
 }
 
 // depNames returns the package names, provides or paths a requirement
