@@ -75,6 +75,28 @@ type BadgerOptions struct {
 	Logger *slog.Logger
 }
 
+// check reports the first option out of its range.
+func (o BadgerOptions) check() error {
+	for _, c := range []struct {
+		ok   bool
+		what string
+	}{
+		{o.ChunkSize > 0, "ChunkSize must be positive"},
+		{o.AccessedGranularity > 0, "AccessedGranularity must be positive"},
+		{0 < o.GCFinalDiscardRatio && o.GCFinalDiscardRatio <= o.GCDiscardRatio && o.GCDiscardRatio < 1,
+			"want 0 < GCFinalDiscardRatio <= GCDiscardRatio < 1"},
+		{o.MemTableSize > 0 && o.NumMemtables > 0, "MemTableSize and NumMemtables must be positive"},
+		{o.ValueThreshold > 0 && o.ValueLogFileSize > 0, "ValueThreshold and ValueLogFileSize must be positive"},
+		{o.NumCompactors >= 2, "NumCompactors must be at least 2 (badger's minimum)"},
+		{o.ReleaseMappedEvery != 0, "ReleaseMappedEvery must be positive, or negative to turn the release off"},
+	} {
+		if !c.ok {
+			return fmt.Errorf("cache: badger options: %s", c.what)
+		}
+	}
+	return nil
+}
+
 // DefaultBadgerOptions returns the options dnfproxy runs with.
 func DefaultBadgerOptions() BadgerOptions {
 	return BadgerOptions{
@@ -165,34 +187,10 @@ func chunkID(k []byte) (uint64, bool) {
 
 // OpenBadger opens (creating if needed) the store in dir. It removes the
 // chunks of writes that never committed and recomputes the size totals.
+// Start opt from DefaultBadgerOptions(); an option out of range is an error.
 func OpenBadger(dir string, opt BadgerOptions) (*Badger, error) {
-	def := DefaultBadgerOptions()
-	if opt.ChunkSize <= 0 {
-		opt.ChunkSize = def.ChunkSize
-	}
-	if opt.AccessedGranularity <= 0 {
-		opt.AccessedGranularity = def.AccessedGranularity
-	}
-	if opt.GCDiscardRatio <= 0 || opt.GCDiscardRatio >= 1 {
-		opt.GCDiscardRatio = def.GCDiscardRatio
-	}
-	if opt.GCFinalDiscardRatio <= 0 || opt.GCFinalDiscardRatio > opt.GCDiscardRatio {
-		opt.GCFinalDiscardRatio = min(def.GCFinalDiscardRatio, opt.GCDiscardRatio)
-	}
-	if opt.MemTableSize <= 0 {
-		opt.MemTableSize = def.MemTableSize
-	}
-	if opt.NumMemtables <= 0 {
-		opt.NumMemtables = def.NumMemtables
-	}
-	if opt.ValueThreshold <= 0 {
-		opt.ValueThreshold = def.ValueThreshold
-	}
-	if opt.ValueLogFileSize <= 0 {
-		opt.ValueLogFileSize = def.ValueLogFileSize
-	}
-	if opt.NumCompactors < 2 {
-		opt.NumCompactors = def.NumCompactors
+	if err := opt.check(); err != nil {
+		return nil, err
 	}
 	bo := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{opt.Logger}).
