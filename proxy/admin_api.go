@@ -277,19 +277,16 @@ func (s *Server) apiRefresh(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	_, result, err := s.generationFor(ctx, rp, root, 0)
+	_, result, err := s.revalidate(ctx, rp, root, 0)
 	out := RefreshStatus{Repo: name, Path: root}
 	status := http.StatusOK
 	switch {
+	case result == resultStale: // the last good generation stays in service
+		out.Result, out.Error = "failed", err.Error()
+		status = http.StatusBadGateway
 	case err != nil:
 		out.Result, out.Error = "failed", err.Error()
 		status = statusOf(err)
-	case result == resultStale:
-		out.Result = "failed"
-		status = http.StatusBadGateway
-		if st := rp.knownRoot(root); st != nil {
-			out.Error = st.health.snapshot().lastErr
-		}
 	case result == resultMiss:
 		out.Result = "changed"
 	default:

@@ -203,6 +203,19 @@ const (
 // first; when that fails the last good generation is served and the fault
 // logged. Concurrent callers share one refresh.
 func (s *Server) generationFor(ctx context.Context, rp *repoState, root string, maxAge time.Duration) (*generation, string, error) {
+	g, result, err := s.revalidate(ctx, rp, root, maxAge)
+	if err != nil && g != nil {
+		s.log.Warn("metadata refresh failed; serving the last good generation",
+			"repo", rp.name, "root", root, "err", err)
+		return g, resultStale, nil
+	}
+	return g, result, err
+}
+
+// revalidate is generationFor that also reports a failed refresh when it
+// falls back to the last good generation: then g is that generation,
+// result is resultStale and err says why the refresh failed.
+func (s *Server) revalidate(ctx context.Context, rp *repoState, root string, maxAge time.Duration) (g *generation, result string, err error) {
 	st := rp.root(root)
 	cur, _ := st.get()
 	if cur != nil && time.Since(cur.Fetched) < maxAge {
@@ -223,9 +236,7 @@ func (s *Server) generationFor(ctx context.Context, rp *repoState, root string, 
 	case r := <-ch:
 		if r.Err != nil {
 			if cur != nil {
-				s.log.Warn("metadata refresh failed; serving the last good generation",
-					"repo", rp.name, "root", root, "err", r.Err)
-				return cur, resultStale, nil
+				return cur, resultStale, r.Err
 			}
 			return nil, resultMiss, r.Err
 		}
