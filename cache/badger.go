@@ -315,17 +315,8 @@ func (b *Badger) recover() error {
 		return fmt.Errorf("cache: scan store: %w", wrapErr(err))
 	}
 	b.nextID.Store(maxID)
-	if len(orphanKeys) > 0 {
-		wb := b.db.NewWriteBatch()
-		defer wb.Cancel()
-		for _, k := range orphanKeys {
-			if err := wb.Delete(k); err != nil {
-				return fmt.Errorf("cache: delete orphan chunk: %w", wrapErr(err))
-			}
-		}
-		if err := wb.Flush(); err != nil {
-			return fmt.Errorf("cache: delete orphan chunks: %w", wrapErr(err))
-		}
+	if err := b.deleteKeys(orphanKeys); err != nil {
+		return fmt.Errorf("cache: delete orphan chunks: %w", err)
 	}
 	b.orphans = int64(len(orphanKeys))
 	// Deletions of a previous run may not have been compacted yet: the
@@ -567,9 +558,9 @@ func (b *Badger) Delete(ctx context.Context, key string) error {
 	}
 	defer done()
 	var old *manifest
-	var rest []uint32
+	var rest uint32
 	err = b.update(ctx, func(txn *badger.Txn) error {
-		old, rest = nil, nil
+		old = nil
 		m, err := getManifest(txn, key)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -588,10 +579,7 @@ func (b *Badger) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("cache: delete %q: %w", key, wrapErr(err))
 	}
 	if old != nil {
-		b.objects.Add(-1)
-		b.bytes.Add(-old.Size)
-		b.garbage.Add(max(old.Size, 1))
-		if err := b.deleteRest(old.ID, rest); err != nil {
+		if err := b.forget(old, rest); err != nil {
 			return fmt.Errorf("cache: delete %q: %w", key, err)
 		}
 	}
@@ -599,37 +587,52 @@ func (b *Badger) Delete(ctx context.Context, key string) error {
 }
 
 // deleteChunks deletes m's chunks within txn. If the transaction cannot hold
-// them all it returns the chunk numbers left, for deleteRest to remove after
-// the commit (until then they are orphans, unreachable and harmless).
-func deleteChunks(txn *badger.Txn, m *manifest) ([]uint32, error) {
+// them all it returns the first chunk left, for forget to remove after the
+// commit (until then they are orphans, unreachable and harmless).
+func deleteChunks(txn *badger.Txn, m *manifest) (uint32, error) {
 	for n := uint32(0); n < m.Chunks; n++ {
 		err := txn.Delete(chunkKey(m.ID, n))
 		if errors.Is(err, badger.ErrTxnTooBig) {
-			rest := make([]uint32, 0, m.Chunks-n)
-			for ; n < m.Chunks; n++ {
-				rest = append(rest, n)
-			}
-			return rest, nil
+			return n, nil
 		}
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
-	return nil, nil
+	return m.Chunks, nil
 }
 
-func (b *Badger) deleteRest(id uint64, rest []uint32) error {
-	if len(rest) == 0 {
+// deleteKeys deletes keys outside any transaction, in a write batch.
+func (b *Badger) deleteKeys(keys [][]byte) error {
+	if len(keys) == 0 {
 		return nil
 	}
 	wb := b.db.NewWriteBatch()
 	defer wb.Cancel()
-	for _, n := range rest {
-		if err := wb.Delete(chunkKey(id, n)); err != nil {
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
 			return wrapErr(err)
 		}
 	}
 	return wrapErr(wb.Flush())
+}
+
+// deleteRange deletes chunks [from, to) of write id.
+func (b *Badger) deleteRange(id uint64, from, to uint32) error {
+	keys := make([][]byte, 0, to-from)
+	for n := from; n < to; n++ {
+		keys = append(keys, chunkKey(id, n))
+	}
+	return b.deleteKeys(keys)
+}
+
+// forget accounts for an object removed or replaced by a committed
+// transaction, and deletes the chunks that did not fit in it (from on).
+func (b *Badger) forget(old *manifest, from uint32) error {
+	b.objects.Add(-1)
+	b.bytes.Add(-old.Size)
+	b.garbage.Add(max(old.Size, 1))
+	return b.deleteRange(old.ID, from, old.Chunks)
 }
 
 // List implements Store. It reads manifests in batches and calls fn with no
@@ -793,9 +796,9 @@ func (w *badgerWriter) Commit(ctx context.Context) error {
 		Meta: w.meta, Stored: now, Accessed: now,
 	}
 	var old *manifest
-	var rest []uint32
+	var rest uint32
 	err = w.b.update(ctx, func(txn *badger.Txn) error {
-		old, rest = nil, nil
+		old = nil
 		prev, err := getManifest(txn, w.key)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
@@ -823,14 +826,9 @@ func (w *badgerWriter) Commit(ctx context.Context) error {
 	w.b.objects.Add(1)
 	w.b.bytes.Add(w.size)
 	if old != nil {
-		w.b.objects.Add(-1)
-		w.b.bytes.Add(-old.Size)
-		w.b.garbage.Add(max(old.Size, 1))
-		if err := w.b.deleteRest(old.ID, rest); err != nil {
-			// The new object is committed; the leftovers are orphans that
-			// the next OpenBadger removes.
-			return nil
-		}
+		// The new object is committed; chunks left over on an error are
+		// orphans that the next OpenBadger removes.
+		_ = w.b.forget(old, rest)
 	}
 	return nil
 }
@@ -850,15 +848,8 @@ func (w *badgerWriter) Cancel() error {
 		return nil // the chunks are orphans; the next OpenBadger removes them
 	}
 	defer done()
-	wb := w.b.db.NewWriteBatch()
-	defer wb.Cancel()
-	for n := uint32(0); n < w.chunks; n++ {
-		if err := wb.Delete(chunkKey(w.id, n)); err != nil {
-			return fmt.Errorf("cache: cancel %q: %w", w.key, wrapErr(err))
-		}
-	}
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("cache: cancel %q: %w", w.key, wrapErr(err))
+	if err := w.b.deleteRange(w.id, 0, w.chunks); err != nil {
+		return fmt.Errorf("cache: cancel %q: %w", w.key, err)
 	}
 	return nil
 }
