@@ -310,11 +310,6 @@ func findingClasses(fs []Finding) []string {
 	return cs
 }
 
-type byteSplice struct {
-	at, end int // replace raw[at:end]
-	text    []byte
-}
-
 // annotatePackage appends to dst the bytes of package pk with the
 // annotation of findings spliced in.
 func annotatePackage(dst []byte, pk *pkgInfo, findings []Finding) []byte {
@@ -411,27 +406,10 @@ func annotatePackage(dst []byte, pk *pkgInfo, findings []Finding) []byte {
 			at = s.format.tagEnd
 		}
 		ins(at, newProvides)
-	default:
-		fmtIndent = headIndent + "  "
-		entryIndent = fmtIndent + "  "
-		entries.Reset()
-		for _, name := range append([]string{provideAll}, mapClasses(classes)...) {
-			entries.WriteString("\n" + entryIndent + "<rpm:entry name=\"")
-			entries.Write(xmlEscapeAttr(nil, name))
-			entries.WriteString("\"/>")
-		}
-		ins(s.lastChildEnd, "\n", headIndent, "<format>\n", fmtIndent, "<rpm:provides>", entries.String(),
-			"\n", fmtIndent, "</rpm:provides>\n", headIndent, "</format>")
+	default: // no <format>: the indents and namespace above are the defaults
+		ins(s.lastChildEnd, "\n", headIndent, "<format>", newProvides, "\n", headIndent, "</format>")
 	}
-
-	slices.SortStableFunc(edits, func(a, b byteSplice) int { return a.at - b.at })
-	last := 0
-	for _, e := range edits {
-		dst = append(dst, raw[last:e.at]...)
-		dst = append(dst, e.text...)
-		last = e.end
-	}
-	return append(dst, raw[last:]...)
+	return applySplices(dst, raw, edits)
 }
 
 func mapClasses(classes []string) []string {

@@ -123,21 +123,8 @@ func RewriteRepomd(orig []byte, replaced map[string]FileInfo, extra []ExtraRecor
 		edits = append(edits, byteSplice{at: doc.lastRecordEnd, end: doc.lastRecordEnd, text: add})
 	}
 	edits = append(edits, doc.xmlBase...)
-	slices.SortStableFunc(edits, func(a, b byteSplice) int { return a.at - b.at })
-
-	var out bytes.Buffer
-	last := 0
-	for _, e := range edits {
-		if e.at < last {
-			continue // an xml:base inside a record that is replaced or dropped
-		}
-		out.Write(orig[last:e.at])
-		out.Write(e.text)
-		last = e.end
-	}
-	out.Write(orig[last:])
-
-	md, err := ParseRepomd(out.Bytes())
+	rewritten := applySplices(nil, orig, edits)
+	md, err := ParseRepomd(rewritten)
 	if err != nil {
 		return nil, fmt.Errorf("rewritten repomd.xml does not parse: %w", err)
 	}
@@ -151,7 +138,7 @@ func RewriteRepomd(orig []byte, replaced map[string]FileInfo, extra []ExtraRecor
 			return nil, fmt.Errorf("rewritten repomd.xml lost the %s record", e.Type)
 		}
 	}
-	return out.Bytes(), nil
+	return rewritten, nil
 }
 
 type repomdRecord struct {

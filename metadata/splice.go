@@ -3,6 +3,7 @@ package metadata
 import (
 	"bytes"
 	"io"
+	"slices"
 )
 
 // splicer copies a stream to an output while an xml.Decoder reads the same
@@ -47,4 +48,27 @@ func (s *splicer) skipTo(off int64) {
 func (s *splicer) finish() error {
 	_, err := io.Copy(s.out, &s.buf)
 	return err
+}
+
+// byteSplice replaces raw[at:end] with text.
+type byteSplice struct {
+	at, end int
+	text    []byte
+}
+
+// applySplices appends raw to dst with the edits applied in position
+// order. An edit inside a range another edit already replaced is skipped
+// (an xml:base inside a repomd record that is replaced or dropped).
+func applySplices(dst, raw []byte, edits []byteSplice) []byte {
+	slices.SortStableFunc(edits, func(a, b byteSplice) int { return a.at - b.at })
+	last := 0
+	for _, e := range edits {
+		if e.at < last {
+			continue
+		}
+		dst = append(dst, raw[last:e.at]...)
+		dst = append(dst, e.text...)
+		last = e.end
+	}
+	return append(dst, raw[last:]...)
 }
