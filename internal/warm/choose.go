@@ -45,17 +45,13 @@ func choose(pkgs []metadata.PackageDeps, mode string, names []string) selection 
 			chosen[i] = !isDup(i)
 		}
 	case PackagesLatest:
-		newest := map[string]int{} // name.arch → index
+		var all []int
 		for i := range pkgs {
-			if isDup(i) {
-				continue
-			}
-			key := pkgs[i].Name + "." + pkgs[i].Arch
-			if j, ok := newest[key]; !ok || newer(&pkgs[i], &pkgs[j]) {
-				newest[key] = i
+			if !isDup(i) {
+				all = append(all, i)
 			}
 		}
-		for _, i := range newest {
+		for _, i := range newestBy(pkgs, all, func(p *metadata.PackageDeps) string { return p.Name + "." + p.Arch }) {
 			chosen[i] = true
 		}
 	}
@@ -108,13 +104,7 @@ func closure(pkgs []metadata.PackageDeps, isDup func(int) bool, chosen []bool, n
 			continue
 		}
 		if idx, ok := byName[name]; ok {
-			newest := map[string]int{}
-			for _, i := range idx {
-				if j, ok := newest[pkgs[i].Arch]; !ok || newer(&pkgs[i], &pkgs[j]) {
-					newest[pkgs[i].Arch] = i
-				}
-			}
-			for _, i := range newest {
+			for _, i := range newestBy(pkgs, idx, func(p *metadata.PackageDeps) string { return p.Arch }) {
 				if chosen[i] {
 					queue = append(queue, i) // chosen by mode; still resolve its requires
 				}
@@ -185,6 +175,23 @@ func best(pkgs []metadata.PackageDeps, idx []int, by *metadata.PackageDeps) int 
 		}
 		return cmp.Compare(b, a) // MaxFunc keeps the first maximum; be explicit
 	})
+}
+
+// newestBy returns, of the packages idx points at, the newest build for
+// each value of key.
+func newestBy(pkgs []metadata.PackageDeps, idx []int, key func(*metadata.PackageDeps) string) []int {
+	newest := map[string]int{}
+	for _, i := range idx {
+		k := key(&pkgs[i])
+		if j, ok := newest[k]; !ok || newer(&pkgs[i], &pkgs[j]) {
+			newest[k] = i
+		}
+	}
+	out := make([]int, 0, len(newest))
+	for _, i := range newest {
+		out = append(out, i)
+	}
+	return out
 }
 
 // newer reports whether a is a newer build than b.

@@ -53,7 +53,6 @@ type Options struct {
 	Packages    string   // none | latest | all
 	Names       []string // --from-file: these packages plus their dependencies in the repo
 	Concurrency int      // parallel downloads, default 4
-	Client      *http.Client
 }
 
 // Progress is reported as work advances.
@@ -161,16 +160,11 @@ func newRun(opt Options, progress func(Progress)) (*runner, error) {
 		return nil, err
 	}
 	base, _ := url.Parse(opt.Proxy)
-	r := &runner{opt: opt, base: base, client: opt.Client, progress: progress}
-	if r.client == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = opt.Concurrency
-		// We count and check the bytes of the file itself.
-		tr.DisableCompression = true
-		r.ownTrans = tr
-		r.client = &http.Client{Transport: tr}
-	}
-	return r, nil
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = opt.Concurrency
+	// We count and check the bytes of the file itself.
+	tr.DisableCompression = true
+	return &runner{opt: opt, base: base, client: &http.Client{Transport: tr}, ownTrans: tr, progress: progress}, nil
 }
 
 func (r *runner) close() {
