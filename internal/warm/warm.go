@@ -149,7 +149,8 @@ type runner struct {
 	ownTrans *http.Transport // closed at the end when we made the client
 
 	mu       sync.Mutex
-	prog     Progress
+	total    int    // files to fetch, as known so far
+	current  string // the last file that finished
 	res      Result
 	progress func(Progress)
 }
@@ -183,13 +184,13 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	// 1. repomd.xml: without it nothing else is known.
 	r.addTotal(1)
 	var repomd bytes.Buffer
-	err := r.fetch(ctx, file{"repodata/repomd.xml", -1}, &limitedWriter{w: &repomd, left: maxRepomdSize})
+	repomdFile := file{"repodata/repomd.xml", -1}
+	n, err := r.get(ctx, repomdFile, &limitedWriter{w: &repomd, left: maxRepomdSize})
 	var md *metadata.Repomd
 	if err == nil {
-		if md, err = metadata.ParseRepomd(repomd.Bytes()); err != nil {
-			r.fail(file{href: "repodata/repomd.xml"}, err, false)
-		}
+		md, err = metadata.ParseRepomd(repomd.Bytes())
 	}
+	r.record(ctx, repomdFile, n, err)
 	if err != nil {
 		return r.finish(ctx, fmt.Errorf("%w: %srepodata/repomd.xml: %v", ErrIncomplete, r.opt.Path, err))
 	}
@@ -281,23 +282,27 @@ func (r *runner) fetchAll(ctx context.Context, files []file, sink func(file) io.
 
 // fetch GETs one file through the proxy into w, checks its length and
 // records the outcome.
-func (r *runner) fetch(ctx context.Context, f file, w io.Writer) error {
+func (r *runner) fetch(ctx context.Context, f file, w io.Writer) {
 	n, err := r.get(ctx, f, w)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.fail(f, err, true)
-		}
-		return err
+	r.record(ctx, f, n, err)
+}
+
+// record counts a file that arrived (n bytes) or failed. Failures caused by
+// the cancellation are not listed: finish reports the cancellation.
+func (r *runner) record(ctx context.Context, f file, n int64, err error) {
+	if err != nil && ctx.Err() != nil {
+		return
 	}
 	r.mu.Lock()
-	r.res.Files++
-	r.res.Bytes += n
-	r.prog.Done++
-	r.prog.Bytes += n
-	r.prog.Current = r.opt.Path + f.href
+	defer r.mu.Unlock()
+	r.current = r.opt.Path + f.href
+	if err != nil {
+		r.res.Failed = append(r.res.Failed, Failure{Path: r.current, Err: err.Error()})
+	} else {
+		r.res.Files++
+		r.res.Bytes += n
+	}
 	r.reportLocked()
-	r.mu.Unlock()
-	return nil
 }
 
 func (r *runner) get(ctx context.Context, f file, w io.Writer) (int64, error) {
@@ -329,34 +334,21 @@ func (r *runner) get(ctx context.Context, f file, w io.Writer) (int64, error) {
 	return n, nil
 }
 
-// fail records f as failed; counted says whether it had been counted as a
-// file to fetch before (a repomd.xml that arrived but does not parse was
-// already counted done).
-func (r *runner) fail(f file, err error, counted bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p := r.opt.Path + f.href
-	r.res.Failed = append(r.res.Failed, Failure{Path: p, Err: err.Error()})
-	r.prog.Failed++
-	if counted {
-		r.prog.Done++
-	} else {
-		r.res.Files--
-	}
-	r.prog.Current = p
-	r.reportLocked()
-}
-
 func (r *runner) addTotal(n int) {
 	r.mu.Lock()
-	r.prog.Total += n
+	r.total += n
 	r.reportLocked()
 	r.mu.Unlock()
 }
 
+// reportLocked tells the progress callback where the run stands, derived
+// from the result so far.
 func (r *runner) reportLocked() {
 	if r.progress != nil {
-		r.progress(r.prog)
+		r.progress(Progress{
+			Total: r.total, Done: r.res.Files + len(r.res.Failed), Failed: len(r.res.Failed),
+			Bytes: r.res.Bytes, Current: r.current,
+		})
 	}
 }
 
