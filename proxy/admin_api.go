@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -240,22 +238,15 @@ func (s *Server) apiRepos(c *gin.Context) {
 
 func (s *Server) apiDivergences(c *gin.Context) {
 	name := c.Param("name")
-	if _, ok := s.repos[name]; !ok {
-		apiError(c, http.StatusNotFound, fmt.Sprintf("no repo %q", name))
-		return
-	}
 	root, err := rootParam(name, c.Query("path"))
 	if err != nil {
 		apiFail(c, err)
 		return
 	}
-	rep, err := s.divergenceReport(c.Request.Context(), name, root, true)
+	rep, err := s.divergenceReport(c.Request.Context(), name, root, true) // 404 for an unknown repo
 	if err != nil {
 		apiFail(c, err)
 		return
-	}
-	if rep.Packages == nil {
-		rep.Packages = []DivergentPackage{}
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, rep)
@@ -411,14 +402,10 @@ func (s *Server) apiJob(c *gin.Context) {
 }
 
 func (s *Server) apiJobs(c *gin.Context) {
-	s.admin.jobs.mu.Lock()
-	jobs := slices.Clone(s.admin.jobs.jobs)
-	s.admin.jobs.mu.Unlock()
-	out := make([]JobStatus, 0, len(jobs))
-	for _, j := range jobs {
+	out := []JobStatus{}
+	for _, j := range s.admin.jobs.newestFirst() {
 		out = append(out, j.status())
 	}
-	sort.SliceStable(out, func(a, b int) bool { return out[a].Created.After(out[b].Created) })
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"jobs": out})
 }

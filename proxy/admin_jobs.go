@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,6 +96,16 @@ type jobList struct {
 	mu   sync.Mutex
 	jobs []*job
 	wg   sync.WaitGroup
+}
+
+// newestFirst returns the jobs, newest first (they are kept in creation
+// order).
+func (l *jobList) newestFirst() []*job {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := slices.Clone(l.jobs)
+	slices.Reverse(out)
+	return out
 }
 
 func (l *jobList) add(j *job) error {

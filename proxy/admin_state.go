@@ -124,7 +124,7 @@ func listenURL(addr string) string {
 	switch host {
 	case "", "0.0.0.0":
 		host = "127.0.0.1"
-	case "::", "[::]":
+	case "::":
 		host = "::1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
