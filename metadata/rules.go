@@ -1,5 +1,12 @@
 package metadata
 
+// Rules files are a data format of DESIGN.md that admins write by hand, not
+// dnfproxy's configuration, so they are parsed here rather than in
+// internal/config. The parser walks yaml.v3's node tree instead of decoding
+// with KnownFields: every problem must be reported at once with its file,
+// rule index, rule name and key, which a decoder stopping at the first
+// unknown field cannot do.
+
 import (
 	"bytes"
 	"crypto/sha256"
