@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/repo"
+	"github.com/dnfproxy/dnfproxy/internal/upstream"
 	"github.com/dnfproxy/dnfproxy/internal/warm"
 )
 
@@ -57,16 +58,26 @@ type RootStatus struct {
 	AgeSeconds float64 `json:"age_seconds"`
 	// Stale is set when the generation is older than the TTL or the last
 	// revalidation failed: clients get metadata upstream may have replaced.
-	Stale          bool       `json:"stale"`
-	RefreshFailing bool       `json:"refresh_failing"`
-	LastAttempt    *time.Time `json:"last_refresh_attempt,omitempty"`
-	LastSuccess    *time.Time `json:"last_refresh_success,omitempty"`
-	LastError      string     `json:"last_error,omitempty"`
-	LastErrorAt    *time.Time `json:"last_error_at,omitempty"`
-	Packages       int        `json:"packages"` // packages in primary.xml
-	Files          int        `json:"files"`    // files repomd.xml lists
-	IndexError     string     `json:"index_error,omitempty"`
-	HasPrevious    bool       `json:"has_previous"` // the previous generation is still served
+	Stale          bool         `json:"stale"`
+	RefreshFailing bool         `json:"refresh_failing"`
+	LastAttempt    *time.Time   `json:"last_refresh_attempt,omitempty"`
+	LastSuccess    *time.Time   `json:"last_refresh_success,omitempty"`
+	LastError      string       `json:"last_error,omitempty"`
+	LastErrorAt    *time.Time   `json:"last_error_at,omitempty"`
+	Packages       int          `json:"packages"` // packages in primary.xml
+	Files          int          `json:"files"`    // files repomd.xml lists
+	IndexError     string       `json:"index_error,omitempty"`
+	HasPrevious    bool         `json:"has_previous"`     // the previous generation is still served
+	Mirror         string       `json:"mirror,omitempty"` // the base the generation came from
+	Views          []ViewStatus `json:"views,omitempty"`  // the rewriting views of the root
+}
+
+// ViewStatus is one rewriting view of a root.
+type ViewStatus struct {
+	View        string     `json:"view"`
+	Created     *time.Time `json:"created,omitempty"`    // when the served view was built
+	LastError   string     `json:"last_error,omitempty"` // the last failed build (the last good view stays)
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 }
 
 // CacheStats is GET /api/v1/cache.
@@ -104,46 +115,43 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // repoStatuses returns every repo's state, in configuration order.
-func (s *Server) repoStatuses(ctx context.Context) []RepoStatus {
+func (s *Server) repoStatuses() []RepoStatus {
 	out := make([]RepoStatus, 0, len(s.cfg.Repos))
 	for _, rc := range s.cfg.Repos {
-		if rp, ok := s.repos[rc.Name]; ok {
-			out = append(out, s.repoStatus(ctx, rp))
+		if re, ok := s.repos[rc.Name]; ok {
+			out = append(out, s.repoStatus(re))
 		}
 	}
 	return out
 }
 
-func (s *Server) repoStatus(ctx context.Context, rp *repoState) RepoStatus {
+func (s *Server) repoStatus(re *repoEntry) RepoStatus {
 	st := RepoStatus{
-		Name:               rp.name,
-		URL:                redact(rp.cfg.URL),
+		Name:               re.name,
+		URL:                upstream.Redact(re.cfg.URL),
 		Mirrors:            []string{},
-		MetadataTTLSeconds: rp.ttl.Seconds(),
-		Compat:             CompatStatus{Mode: string(rp.cfg.Compat.Mode), Reference: rp.cfg.Compat.Reference},
+		MetadataTTLSeconds: re.gens.TTL().Seconds(),
+		Compat:             CompatStatus{Mode: string(re.cfg.Compat.Mode), Reference: re.cfg.Compat.Reference},
 		Upstream:           UpstreamStatus{MirrorErrors: map[string]int64{}},
 		Roots:              []RootStatus{},
 	}
 	if st.Compat.Mode == "" {
 		st.Compat.Mode = "off"
 	}
-	for _, m := range rp.cfg.Mirrors {
-		st.Mirrors = append(st.Mirrors, redact(m))
+	for _, m := range re.cfg.Mirrors {
+		st.Mirrors = append(st.Mirrors, upstream.Redact(m))
 	}
 	var lastErrAt, lastAttempt, lastSuccess time.Time
-	if h := s.admin.upstreams[rp.name]; h != nil {
-		h.mu.Lock()
-		st.Upstream.LastError, lastErrAt = h.lastErr, h.lastErrAt
-		for k, v := range h.errors {
-			st.Upstream.MirrorErrors[k] = v
+	for _, m := range re.up.Status() {
+		if m.Failures > 0 {
+			st.Upstream.MirrorErrors[m.Base] = m.Failures
 		}
-		h.mu.Unlock()
+		if m.LastErrorAt.After(lastErrAt) {
+			st.Upstream.LastError, lastErrAt = m.Base+": "+m.LastError, m.LastErrorAt
+		}
 	}
-	for _, root := range rp.rootNames() {
-		rs, ok := s.rootStatus(ctx, rp, root)
-		if !ok {
-			continue
-		}
+	for _, r := range re.gens.Status() {
+		rs := s.rootStatus(re, r)
 		st.Roots = append(st.Roots, rs)
 		if rs.LastErrorAt != nil && rs.LastErrorAt.After(lastErrAt) {
 			st.Upstream.LastError, lastErrAt = rs.LastError, *rs.LastErrorAt
@@ -161,52 +169,43 @@ func (s *Server) repoStatus(ctx context.Context, rp *repoState) RepoStatus {
 	return st
 }
 
-// rootStatus describes a known root; ok is false for a root the proxy has
-// never tried.
-func (s *Server) rootStatus(ctx context.Context, rp *repoState, root string) (RootStatus, bool) {
-	st := rp.knownRoot(root)
-	if st == nil {
-		return RootStatus{}, false
-	}
-	h := st.health.snapshot()
-	cur, prev := st.get()
-	if cur == nil && h.lastAttempt.IsZero() {
-		return RootStatus{}, false
-	}
+// rootStatus describes a root with a generation.
+func (s *Server) rootStatus(re *repoEntry, r repo.RootStatus) RootStatus {
+	h, cur := r.Health, r.Cur
 	rs := RootStatus{
-		Path:           root,
-		RefreshFailing: h.failing,
-		LastAttempt:    timePtr(h.lastAttempt),
-		LastSuccess:    timePtr(h.lastSuccess),
-		LastError:      h.lastErr,
-		LastErrorAt:    timePtr(h.lastErrAt),
-		HasPrevious:    prev != nil,
-		Stale:          h.failing,
+		Path:           r.Root,
+		RefreshFailing: h.Failing,
+		LastAttempt:    timePtr(h.LastAttempt),
+		LastSuccess:    timePtr(h.LastSuccess),
+		LastError:      h.LastError,
+		LastErrorAt:    timePtr(h.LastErrorAt),
+		HasPrevious:    r.HasPrev,
+		Stale:          r.Stale(re.gens.TTL()),
+		Revision:       cur.MD().Revision,
+		Created:        timePtr(cur.Created),
+		Fetched:        timePtr(cur.Fetched),
+		AgeSeconds:     time.Since(cur.Fetched).Seconds(),
+		Files:          len(cur.MD().Records),
+		Mirror:         cur.Mirror,
 	}
-	if cur == nil {
-		rs.Stale = true
-		return rs, true
-	}
-	rs.Revision = cur.md.Revision
-	rs.Created, rs.Fetched = timePtr(cur.Created), timePtr(cur.Fetched)
 	if rs.LastSuccess == nil {
 		// A generation restored from disk: upstream confirmed it then.
 		rs.LastSuccess = timePtr(cur.Fetched)
 	}
-	rs.AgeSeconds = time.Since(cur.Fetched).Seconds()
-	if time.Since(cur.Fetched) > rp.ttl {
-		rs.Stale = true
-	}
-	rs.Files = len(cur.md.Records)
 	// Only an index that exists: listing repos never parses primary.xml.
-	if cur.idx.built.Load() {
-		if cur.idx.err != nil {
-			rs.IndexError = cur.idx.err.Error()
-		} else {
-			rs.Packages = len(cur.idx.pkgs)
+	if r.Packages >= 0 {
+		rs.Packages = r.Packages
+	}
+	for _, v := range s.views.Statuses() {
+		if v.Repo == re.name && v.Root == r.Root {
+			vs := ViewStatus{View: v.View, Created: timePtr(v.Created), LastError: v.LastError, LastErrorAt: timePtr(v.LastErrorAt)}
+			rs.Views = append(rs.Views, vs)
+			if v.LastError != "" && (rs.LastErrorAt == nil || v.LastErrorAt.After(*rs.LastErrorAt)) {
+				rs.LastError, rs.LastErrorAt = v.View+" view: "+v.LastError, timePtr(v.LastErrorAt)
+			}
 		}
 	}
-	return rs, true
+	return rs
 }
 
 // rootParam turns the ?path= of an API call into a root: "" or a clean
@@ -233,7 +232,7 @@ func apiFail(c *gin.Context, err error) {
 
 func (s *Server) apiRepos(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{"repos": s.repoStatuses(c.Request.Context())})
+	c.JSON(http.StatusOK, gin.H{"repos": s.repoStatuses()})
 }
 
 func (s *Server) apiDivergences(c *gin.Context) {
@@ -243,7 +242,7 @@ func (s *Server) apiDivergences(c *gin.Context) {
 		apiFail(c, err)
 		return
 	}
-	rep, err := s.divergenceReport(c.Request.Context(), name, root, true) // 404 for an unknown repo
+	rep, err := s.views.Report(c.Request.Context(), name, root, true) // 404 for an unknown repo
 	if err != nil {
 		apiFail(c, err)
 		return
@@ -257,7 +256,7 @@ func (s *Server) apiDivergences(c *gin.Context) {
 // not), the upstream error status when it failed.
 func (s *Server) apiRefresh(c *gin.Context) {
 	name := c.Param("name")
-	rp, ok := s.repos[name]
+	re, ok := s.repos[name]
 	if !ok {
 		apiError(c, http.StatusNotFound, fmt.Sprintf("no repo %q", name))
 		return
@@ -267,23 +266,22 @@ func (s *Server) apiRefresh(c *gin.Context) {
 		apiFail(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	_, result, err := s.revalidate(ctx, rp, root, 0)
+	res, err := re.gens.Refresh(c.Request.Context(), root)
 	out := RefreshStatus{Repo: name, Path: root}
 	status := http.StatusOK
 	switch {
-	case result == resultStale: // the last good generation stays in service
-		out.Result, out.Error = "failed", err.Error()
-		status = http.StatusBadGateway
 	case err != nil:
+		// The last good generation, if any, stays in service.
 		out.Result, out.Error = "failed", err.Error()
 		status = statusOf(err)
-	case result == resultMiss:
+	case res.Changed:
 		out.Result = "changed"
 	default:
 		out.Result = "unchanged"
 	}
-	out.Root, _ = s.rootStatus(ctx, rp, root)
+	if r, ok := re.gens.RootStatus(root); ok {
+		out.Root = s.rootStatus(re, r)
+	}
 	out.Root.Path = root
 	c.Header("Cache-Control", "no-store")
 	c.JSON(status, out)

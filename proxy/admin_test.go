@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/dnfproxy/dnfproxy/internal/view"
 	"io"
 	"log/slog"
 	"net"
@@ -456,7 +457,7 @@ func TestAdminDivergences(t *testing.T) {
 	a := startAdmin(t, []config.Repo{repo, testRepo("rhel", up.URL(), time.Hour)}, nil)
 
 	// The repo and its reference are the same packages: nothing diverges.
-	var rep DivergenceReport
+	var rep view.Report
 	body := a.api(t, "GET", "/api/v1/repos/alma/divergences?path=9/os", nil, http.StatusOK, &rep)
 	if rep.Repo != "alma" || rep.Path != "9/os/" || rep.Reference != "rhel" || rep.Packages == nil {
 		t.Errorf("report %+v", rep)
@@ -468,7 +469,7 @@ func TestAdminDivergences(t *testing.T) {
 	a.api(t, "GET", "/api/v1/repos/alma/divergences?path=a/../../b", nil, http.StatusBadRequest, nil)
 
 	// The JSON field names are the contract's.
-	b, _ := json.Marshal(DivergenceReport{Packages: []DivergentPackage{{Classes: []string{}, Reasons: []string{}}}})
+	b, _ := json.Marshal(view.Report{Packages: []view.DivergentPackage{{Classes: []string{}, Reasons: []string{}}}})
 	for _, k := range []string{`"repo"`, `"path"`, `"reference"`, `"packages"`, `"nevra"`, `"name"`, `"epoch"`,
 		`"version"`, `"release"`, `"arch"`, `"classes"`, `"reasons"`, `"action"`} {
 		if !bytes.Contains(b, []byte(k)) {

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dnfproxy/dnfproxy/internal/config"
+	"github.com/dnfproxy/dnfproxy/internal/view"
 )
 
 //go:embed templates/dashboard.html
@@ -35,7 +36,7 @@ type dashboardData struct {
 // divergenceSection is the divergence report of one root of a repo whose
 // compat mode is not off.
 type divergenceSection struct {
-	DivergenceReport
+	view.Report
 	Mode  string
 	Error string
 }
@@ -46,7 +47,7 @@ func (s *Server) dashboard(c *gin.Context) {
 	ctx := c.Request.Context()
 	data := dashboardData{
 		Now:   time.Now(),
-		Repos: s.repoStatuses(ctx),
+		Repos: s.repoStatuses(),
 		Cache: s.cacheStats(),
 	}
 	for _, r := range data.Repos {
@@ -62,19 +63,19 @@ func (s *Server) dashboard(c *gin.Context) {
 		if len(roots) == 0 {
 			// Nothing fetched yet: the page does not go upstream.
 			data.Divergences = append(data.Divergences, divergenceSection{
-				DivergenceReport: DivergenceReport{Repo: r.Name, Reference: r.Compat.Reference},
-				Mode:             r.Compat.Mode,
+				Report: view.Report{Repo: r.Name, Reference: r.Compat.Reference},
+				Mode:   r.Compat.Mode,
 			})
 			continue
 		}
 		for _, root := range roots {
 			sec := divergenceSection{Mode: r.Compat.Mode}
-			rep, err := s.divergenceReport(ctx, r.Name, root, false) // never upstream
+			rep, err := s.views.Report(ctx, r.Name, root, false) // never upstream
 			if err != nil {
-				rep = DivergenceReport{Repo: r.Name, Path: root, Reference: r.Compat.Reference}
+				rep = view.Report{Repo: r.Name, Path: root, Reference: r.Compat.Reference}
 				sec.Error = err.Error()
 			}
-			sec.DivergenceReport = rep
+			sec.Report = rep
 			data.Divergences = append(data.Divergences, sec)
 		}
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"github.com/dnfproxy/dnfproxy/internal/view"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -113,7 +114,7 @@ func TestDashboardDivergenceRows(t *testing.T) {
 		Now: time.Now(),
 		Divergences: []divergenceSection{{
 			Mode: "annotate",
-			DivergenceReport: DivergenceReport{Repo: "alma", Path: "9/os/", Reference: "rhel", Packages: []DivergentPackage{{
+			Report: view.Report{Repo: "alma", Path: "9/os/", Reference: "rhel", Packages: []view.DivergentPackage{{
 				NEVRA: "dnfpt-lib-1.0-1.el9.alma.1.noarch", Classes: []string{"patched", "abi-changed"},
 				Reasons: []string{"vendor release marker .alma.1", "<b>soname</b> changed"}, Action: "annotate",
 			}}},

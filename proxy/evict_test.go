@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dnfproxy/dnfproxy/internal/keys"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -53,9 +54,6 @@ func startEvictProxy(t *testing.T, repos []config.Repo, maxSize int64, store cac
 		store.Close()
 		t.Fatal(err)
 	}
-	p.srv.evict.mu.Lock()
-	p.srv.evict.fresh, p.srv.evict.prevGrace = 0, 0
-	p.srv.evict.mu.Unlock()
 	p.http = httptest.NewUnstartedServer(nil)
 	p.http.Config = p.srv.HTTPServer("")
 	p.http.Start()
@@ -229,7 +227,7 @@ func TestEvictLRU(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, want := range []bool{true, false, true, true} {
-		if got := p.cached(t, objKey("r", bigs[i])); got != want {
+		if got := p.cached(t, keys.ObjKey("r", bigs[i])); got != want {
 			t.Errorf("%s cached = %v, want %v (b1 is the least recently read)", bigs[i], got, want)
 		}
 	}
@@ -263,7 +261,7 @@ func TestEvictMemoryStore(t *testing.T) {
 	if got := storeSize(t, p.store); got > maxSize {
 		t.Errorf("store holds %d bytes, max_size is %d", got, maxSize)
 	}
-	if !p.cached(t, objKey("r", bigs[2])) || p.cached(t, objKey("r", bigs[0])) {
+	if !p.cached(t, keys.ObjKey("r", bigs[2])) || p.cached(t, keys.ObjKey("r", bigs[0])) {
 		t.Errorf("want the last package kept and the first evicted")
 	}
 }
@@ -294,11 +292,11 @@ func TestPurgeRefetches(t *testing.T) {
 		t.Errorf("purge removed %d objects, want %d", res.Objects, len(bigs))
 	}
 	for _, b := range bigs {
-		if p.cached(t, objKey("r", b)) {
+		if p.cached(t, keys.ObjKey("r", b)) {
 			t.Errorf("%s still in the store after the purge", b)
 		}
 	}
-	if !p.cached(t, objKey("r", "Packages/"+testenv.RPMLib)) {
+	if !p.cached(t, keys.ObjKey("r", "Packages/"+testenv.RPMLib)) {
 		t.Errorf("purge of Packages/b removed Packages/%s", testenv.RPMLib)
 	}
 	if got, want := storeSize(t, p.store), sizeBefore-res.Bytes; got != want {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/dnfproxy/dnfproxy/internal/keys"
 	"io"
 	"net/http"
 	"sync"
@@ -151,7 +152,7 @@ func TestClientHangupDoesNotAbortFill(t *testing.T) {
 		resp.Body.Close()
 	}
 	// The fill goes on without the client and lands in the cache.
-	key := objKey("test", bigPath)
+	key := keys.ObjKey("test", bigPath)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := p.store.Stat(context.Background(), key); err == nil {
@@ -202,7 +203,7 @@ func TestCorruptUpstreamRPMIsNeverCached(t *testing.T) {
 			if err == nil && status == http.StatusOK {
 				t.Fatalf("client transfer did not fail (got %d bytes)", len(body))
 			}
-			if _, err := p.store.Stat(context.Background(), objKey("test", bigPath)); !errors.Is(err, cache.ErrNotFound) {
+			if _, err := p.store.Stat(context.Background(), keys.ObjKey("test", bigPath)); !errors.Is(err, cache.ErrNotFound) {
 				t.Fatalf("bad RPM in the cache: %v", err)
 			}
 			up.SetHook(nil) // healed

@@ -158,3 +158,13 @@ func checkPart(t *testing.T, rng, cr string, got, data []byte) {
 		t.Fatalf("%q: part %q has wrong bytes", rng, cr)
 	}
 }
+
+// urlFor joins a base and a cleaned path the way internal/upstream does
+// (url.ResolveReference with the path as a relative reference).
+func urlFor(base, rel string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", err
+	}
+	return u.ResolveReference(&url.URL{Path: rel}).String(), nil
+}

@@ -191,7 +191,7 @@ func TestMadeUpRootsAreNotRemembered(t *testing.T) {
 			t.Fatalf("made-up root: %d, want 404", status)
 		}
 	}
-	if got := f.p.srv.repos["test"].rootNames(); len(got) != 1 || got[0] != "el9/" {
+	if got := rootNames(f.p.srv.repos["test"]); len(got) != 1 || got[0] != "el9/" {
 		t.Fatalf("roots remembered: %v, want only el9/", got)
 	}
 }

@@ -1,6 +1,11 @@
 package proxy
 
 import (
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net"
@@ -241,10 +246,32 @@ func mustRequest(t testing.TB, path string) *http.Request {
 func (p *testProxy) settle(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for p.srv.fillsRunning() > 0 {
+	for p.srv.filler.Running() > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("fills still running after 30s")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// rootNames lists a repo's roots with a generation.
+func rootNames(re *repoEntry) []string {
+	var out []string
+	for _, r := range re.gens.Status() {
+		out = append(out, r.Root)
+	}
+	return out
+}
+
+// newHash returns a hash for a checksum type of repomd.xml.
+func newHash(typ string) (hash.Hash, error) {
+	switch typ {
+	case "sha1", "sha":
+		return sha1.New(), nil
+	case "sha256":
+		return sha256.New(), nil
+	case "sha512":
+		return sha512.New(), nil
+	}
+	return nil, fmt.Errorf("unsupported checksum type %q", typ)
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -30,6 +29,8 @@ type metrics struct {
 	evictions     prometheus.Counter
 	evictedBytes  prometheus.Counter
 	upstreamErrs  *prometheus.CounterVec
+	viewBuilds    *prometheus.CounterVec
+	viewFailures  *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -60,13 +61,21 @@ func newMetrics(s *Server) *metrics {
 			Name: "dnfproxy_evicted_bytes_total",
 			Help: "Bytes of the objects evicted from the cache.",
 		}),
+		viewBuilds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnfproxy_view_builds_total",
+			Help: "Rewritten views built, by repo and view.",
+		}, []string{"repo", "view"}),
+		viewFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnfproxy_view_build_failures_total",
+			Help: "View builds that failed (the last good view, or raw, stays in service), by repo and view.",
+		}, []string{"repo", "view"}),
 		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dnfproxy_upstream_errors_total",
 			Help: "Upstream failures (connection errors, timeouts, 5xx) by repo and mirror base URL.",
 		}, []string{"repo", "mirror"}),
 	}
 	m.reg.MustRegister(m.requests, m.servedBytes, m.upstreamBytes, m.fillDuration,
-		m.evictions, m.evictedBytes, m.upstreamErrs,
+		m.evictions, m.evictedBytes, m.upstreamErrs, m.viewBuilds, m.viewFailures,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&scrapeCollector{s: s})
@@ -124,12 +133,24 @@ func (m *metrics) upstreamError(repo, mirror string) {
 
 // ObserveEviction records that the eviction engine removed n objects
 // holding bytes bytes.
-func (s *Server) ObserveEviction(n int, bytes int64) {
-	if s.metrics == nil || n <= 0 {
+func (m *metrics) observeEviction(n int, bytes int64) {
+	if m == nil || n <= 0 {
 		return
 	}
-	s.metrics.evictions.Add(float64(n))
-	s.metrics.evictedBytes.Add(float64(bytes))
+	m.evictions.Add(float64(n))
+	m.evictedBytes.Add(float64(bytes))
+}
+
+func (m *metrics) viewBuilt(repo, view string) {
+	if m != nil {
+		m.viewBuilds.WithLabelValues(repo, view).Inc()
+	}
+}
+
+func (m *metrics) viewBuildFailed(repo, view string) {
+	if m != nil {
+		m.viewFailures.WithLabelValues(repo, view).Inc()
+	}
 }
 
 // scrapeCollector reads the values that are cheaper to look up at scrape
@@ -147,6 +168,9 @@ var (
 	descGenAge = prometheus.NewDesc("dnfproxy_metadata_generation_age_seconds",
 		"Seconds since upstream last confirmed the current metadata generation of a repo root.",
 		[]string{"repo", "root"}, nil)
+	descLastSuccess = prometheus.NewDesc("dnfproxy_metadata_last_success_timestamp_seconds",
+		"Unix time of the last successful revalidation of a repo root's metadata.",
+		[]string{"repo", "root"}, nil)
 	descDivergent = prometheus.NewDesc("dnfproxy_divergent_packages",
 		"Packages diverging from the RHEL ABI reference, by repo and class, over the repo's analysed roots.",
 		[]string{"repo", "class"}, nil)
@@ -157,6 +181,7 @@ func (sc *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCacheObjects
 	ch <- descCacheMax
 	ch <- descGenAge
+	ch <- descLastSuccess
 	ch <- descDivergent
 }
 
@@ -169,33 +194,23 @@ func (sc *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descCacheMax, prometheus.GaugeValue, float64(s.cfg.Storage.MaxSize))
 	now := time.Now()
-	for _, rp := range s.repos {
-		for _, root := range rp.rootNames() {
-			st := rp.knownRoot(root)
-			if st == nil {
-				continue
-			}
-			if cur, _ := st.get(); cur != nil {
-				ch <- prometheus.MustNewConstMetric(descGenAge, prometheus.GaugeValue,
-					now.Sub(cur.Fetched).Seconds(), rp.name, root)
+	for _, re := range s.repos {
+		for _, r := range re.gens.Status() {
+			ch <- prometheus.MustNewConstMetric(descGenAge, prometheus.GaugeValue,
+				now.Sub(r.Cur.Fetched).Seconds(), re.name, r.Root)
+			if !r.Health.LastSuccess.IsZero() || !r.Cur.Fetched.IsZero() {
+				last := r.Health.LastSuccess
+				if last.IsZero() {
+					last = r.Cur.Fetched
+				}
+				ch <- prometheus.MustNewConstMetric(descLastSuccess, prometheus.GaugeValue,
+					float64(last.UnixNano())/1e9, re.name, r.Root)
 			}
 		}
 	}
-	for repo, byClass := range s.divergentByClass() {
+	for repo, byClass := range s.views.Divergent() {
 		for class, n := range byClass {
 			ch <- prometheus.MustNewConstMetric(descDivergent, prometheus.GaugeValue, float64(n), repo, class)
 		}
 	}
-}
-
-// rootNames returns the repo's known roots, sorted.
-func (rp *repoState) rootNames() []string {
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	out := make([]string, 0, len(rp.roots))
-	for r := range rp.roots {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out
 }

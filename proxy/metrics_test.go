@@ -57,8 +57,8 @@ func TestMetricsHooks(t *testing.T) {
 	up := newFakeUpstream(t, newRepoDir(t, "", testenv.InitialRPMs()))
 	a := startAdmin(t, []config.Repo{testRepo("test", up.URL(), time.Minute)}, nil)
 
-	a.srv.ObserveEviction(3, 3000)
-	a.srv.ObserveEviction(0, 0)
+	a.srv.metrics.observeEviction(3, 3000)
+	a.srv.metrics.observeEviction(0, 0)
 	m := scrape(t, a)
 	for series, want := range map[string]float64{
 		`dnfproxy_evictions_total`:     3,
@@ -90,7 +90,7 @@ func TestMetricsNilSafe(t *testing.T) {
 	m.fillDone("x", time.Second, 1)
 	m.upstreamError("x", "y")
 	s := &Server{}
-	s.ObserveEviction(1, 1)
+	s.metrics.observeEviction(1, 1)
 }
 
 // TestMetricsDivergentPackages scrapes the divergent-package gauge of a

@@ -10,6 +10,12 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/config"
+	"github.com/dnfproxy/dnfproxy/internal/fill"
+	"github.com/dnfproxy/dnfproxy/internal/upstream"
+	"github.com/dnfproxy/dnfproxy/internal/view"
 )
 
 // Keys handlers set on the gin context for the access log.
@@ -17,7 +23,24 @@ const (
 	logRepo       = "dnfproxy.repo"
 	logResult     = "dnfproxy.result"
 	logUpstreamMS = "dnfproxy.upstream_ms"
+	logView       = "dnfproxy.view" // "raw-fallback" when a view could not be served
 )
+
+// Sentinel errors of the proxy itself; the owners' errors (upstream, fill,
+// view, cache) are mapped to statuses beside them in statusOf.
+var (
+	ErrNotFound   = errors.New("not found")       // 404
+	ErrBadRequest = errors.New("bad request")     // 400
+	ErrUpstream   = errors.New("upstream failed") // 502
+)
+
+// statusClientGone is logged for a client that hung up before its answer
+// was complete (nginx's convention).
+const statusClientGone = 499
+
+// trustedProxies lists the CIDRs whose X-Forwarded-For the access log
+// believes: none unless configured.
+func trustedProxies(cfg config.Config) []string { return nil }
 
 // accessLog writes one line per request and maps the handler's error (if
 // any) to a status: the one place errors become HTTP answers.
@@ -37,10 +60,14 @@ func (s *Server) accessLog(c *gin.Context) {
 
 func (s *Server) logRequest(c *gin.Context, start time.Time, aborted bool) {
 	status := c.Writer.Status()
+	if v, _ := c.Get(logResult); v == resultClientGone || (c.Request.Context().Err() != nil && !c.Writer.Written()) {
+		status = statusClientGone
+		c.Set(logResult, resultClientGone)
+	}
 	var errText string
 	if err := c.Errors.Last(); err != nil {
 		errText = err.Err.Error()
-		if !c.Writer.Written() && !aborted {
+		if !c.Writer.Written() && !aborted && status != statusClientGone {
 			status = statusOf(err.Err)
 			c.Header("Cache-Control", "no-store")
 			c.String(status, "%s\n", publicMessage(status, err.Err))
@@ -59,6 +86,9 @@ func (s *Server) logRequest(c *gin.Context, start time.Time, aborted bool) {
 	}
 	if v, ok := c.Get(logResult); ok {
 		attrs = append(attrs, "cache", v)
+	}
+	if v, ok := c.Get(logView); ok {
+		attrs = append(attrs, "view", v)
 	}
 	if v, ok := c.Get(logUpstreamMS); ok {
 		attrs = append(attrs, "upstream_ms", v)
@@ -85,11 +115,12 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, ErrBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, upstream.ErrNotFound), errors.Is(err, cache.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, ErrUpstreamTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, upstream.ErrTimeout), errors.Is(err, upstream.ErrTooSlow), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
-	case errors.Is(err, ErrUpstream), errors.Is(err, ErrVerify):
+	case errors.Is(err, ErrUpstream), errors.Is(err, upstream.ErrUnavailable), errors.Is(err, fill.ErrVerify),
+		errors.Is(err, view.ErrNoView), errors.Is(err, upstream.ErrBadRequest):
 		return http.StatusBadGateway
 	}
 	return http.StatusInternalServerError
@@ -118,6 +149,14 @@ func (s *Server) guard(c *gin.Context) {
 	case s.limits.urlLength > 0 && len(r.RequestURI) > s.limits.urlLength:
 		c.AbortWithError(http.StatusRequestURITooLong, fmt.Errorf("%w: URL longer than %d", ErrBadRequest, s.limits.urlLength))
 		c.String(http.StatusRequestURITooLong, "URL too long\n")
+	case len(r.TransferEncoding) > 0 || r.ContentLength > 0:
+		// A GET or HEAD has no body; one that claims one (both
+		// Transfer-Encoding and Content-Length, RFC 9112 6.1) may be a
+		// smuggling attempt: answer and close the connection.
+		c.Header("Connection", "close")
+		r.Close = true
+		c.AbortWithError(http.StatusBadRequest, fmt.Errorf("%w: request body on %s", ErrBadRequest, r.Method))
+		c.String(http.StatusBadRequest, "GET and HEAD requests take no body\n")
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		c.Header("Allow", "GET, HEAD")
 		c.AbortWithError(http.StatusMethodNotAllowed, fmt.Errorf("%w: method %s", ErrBadRequest, r.Method))
@@ -153,9 +192,9 @@ func recoverAbort(c *gin.Context) {
 
 // passThrough relays an uncached answer (directory listings, RPMs no
 // metadata lists). Nothing is stored.
-func (s *Server) passThrough(c *gin.Context, rp *repoState, rel string) error {
+func (s *Server) passThrough(c *gin.Context, re *repoEntry, rel string) error {
 	start := time.Now()
-	resp, err := rp.up.get(c.Request.Context(), rel, nil)
+	resp, err := re.up.Get(c.Request.Context(), rel, nil)
 	if err != nil {
 		return err
 	}
@@ -163,7 +202,7 @@ func (s *Server) passThrough(c *gin.Context, rp *repoState, rel string) error {
 	c.Set(logResult, resultPass)
 	c.Set(logUpstreamMS, time.Since(start).Milliseconds())
 	if resp.StatusCode != http.StatusOK {
-		return statusError(resp)
+		return upstream.StatusError(resp.Response)
 	}
 	h := c.Writer.Header()
 	for _, k := range []string{"Content-Type", "Content-Length", "Last-Modified", "ETag"} {

@@ -3,11 +3,9 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
-	"sync"
 
 	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/keys"
 )
 
 // PurgeResult says what a purge removed.
@@ -17,75 +15,36 @@ type PurgeResult struct {
 }
 
 // Purge removes at once every cached object of a repo whose path starts
-// with prefix ("" for the whole repo): packages, repodata files and the
-// metadata generations of roots under prefix. The next request fetches
-// from upstream again.
+// with prefix ("" for the whole repo): packages, repodata files, views and
+// the metadata generations of roots under prefix. The next request fetches
+// from upstream again. Each owner forgets its own state first, so nothing
+// serves a file the purge is about to delete as part of a current record;
+// a view or generation whose root stays (a purge of <root>repodata/)
+// fetches its listed files again when they are asked for.
 func (s *Server) Purge(ctx context.Context, repo, prefix string) (PurgeResult, error) {
-	rp, ok := s.repos[repo]
+	re, ok := s.repos[repo]
 	if !ok {
 		return PurgeResult{}, fmt.Errorf("%w: no repo %q", ErrNotFound, repo)
 	}
 	if err := checkSubpath(repo, prefix); err != nil {
 		return PurgeResult{}, err
 	}
-	// Forget the generations first, so no request serves a file the purge
-	// is about to delete as part of a current generation.
-	rp.mu.Lock()
-	for root := range rp.roots {
-		if strings.HasPrefix(root, prefix) {
-			delete(rp.roots, root)
-		}
-	}
-	rp.mu.Unlock()
-	// And the views and analyses built from them.
-	for _, m := range []*sync.Map{&s.views, &s.analyses} {
-		m.Range(func(k, _ any) bool {
-			if r, rest, _ := strings.Cut(k.(string), "\x00"); r == repo && strings.HasPrefix(rest, prefix) {
-				m.Delete(k)
-			}
-			return true
-		})
-	}
-	var prefixes []string
-	for _, ns := range []string{nsGen, nsMD, nsObj, nsView, nsViewRec} {
-		prefixes = append(prefixes, ns+repo+"/"+prefix)
-	}
-	// Running fills under the prefix: one whose bytes are verified is about
-	// to commit, so wait for it and delete what it stored; one still
-	// downloading finishes for its clients but stores nothing.
-	var settling []*fill
-	s.fillMu.Lock()
-	for key, f := range s.fills {
-		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) {
-			continue
-		}
-		f.mu.Lock()
-		if f.finished && f.err == nil {
-			settling = append(settling, f)
-		} else {
-			f.discard = true
-			delete(s.fills, key)
-		}
-		f.mu.Unlock()
-	}
-	s.fillMu.Unlock()
-	for _, f := range settling {
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return PurgeResult{}, ctx.Err()
-		}
+	re.gens.Forget(prefix)
+	s.views.Forget(repo, prefix)
+	prefixes := keys.RepoPrefixes(repo, prefix)
+	if err := s.filler.Discard(ctx, prefixes); err != nil {
+		return PurgeResult{}, err
 	}
 	var res PurgeResult
 	for _, p := range prefixes {
-		var keys []cache.Info
+		var infos []cache.Info
 		if err := s.store.List(ctx, p, func(i cache.Info) error {
-			keys = append(keys, i)
+			infos = append(infos, i)
 			return nil
 		}); err != nil {
 			return res, err
 		}
-		for _, i := range keys {
+		for _, i := range infos {
 			if err := s.store.Delete(ctx, i.Key); err != nil {
 				return res, err
 			}

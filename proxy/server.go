@@ -1,51 +1,43 @@
 // Package proxy is dnfproxy's HTTP side: the client listener that maps
-// /<repo>/<path> onto upstream repos through the cache, the cache fills,
-// and the metadata generations.
+// /<repo>[@view]/<path> onto the owners of the state (repo generations,
+// views, fills, the store), and the admin listener that reads their narrow
+// read-only ports. It holds no state another package reads or writes; its
+// own state is the access-log counters and the warm jobs.
 //
 // Guarantees: a client never gets a repomd.xml whose listed files the proxy
-// cannot serve; one upstream transfer per object however many clients ask;
-// packages are cached only when they match primary.xml; no request reaches
-// outside a repo's upstream base.
+// cannot serve; a client with something good to serve never waits on
+// upstream; no request reaches outside a repo's upstream base.
 package proxy
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/dnfproxy/dnfproxy/cache"
 	"github.com/dnfproxy/dnfproxy/internal/config"
+	"github.com/dnfproxy/dnfproxy/internal/evict"
+	"github.com/dnfproxy/dnfproxy/internal/fill"
+	"github.com/dnfproxy/dnfproxy/internal/repo"
+	"github.com/dnfproxy/dnfproxy/internal/upstream"
+	"github.com/dnfproxy/dnfproxy/internal/view"
 	"github.com/dnfproxy/dnfproxy/metadata"
 )
 
 func init() { gin.SetMode(gin.ReleaseMode) }
 
-// errRetryStore tells a handler that the object is (again) in the store.
-var errRetryStore = errors.New("object committed meanwhile")
-
-type repoState struct {
+// repoEntry wires one configured repo's owners together.
+type repoEntry struct {
 	name string
 	cfg  config.Repo
-	ttl  time.Duration
-	up   *upstream
-
-	mu    sync.Mutex
-	roots map[string]*rootState
+	up   *upstream.Client
+	gens *repo.Repo
 }
 
 type limits struct {
@@ -57,47 +49,32 @@ type counters struct {
 	hits, misses, upstreamBytes atomic.Int64
 }
 
-// Server is the client-facing proxy.
+// Server is the client-facing proxy and its admin side.
 type Server struct {
 	cfg    config.Config
 	store  cache.Store
 	log    *slog.Logger
-	repos  map[string]*repoState
+	repos  map[string]*repoEntry // fixed after New
 	limits limits
 	stats  counters
 
-	baseCtx        context.Context // fills and refreshes run on it, not on clients'
-	stop           context.CancelFunc
-	refreshTimeout time.Duration
-	spoolDir       string
+	baseCtx context.Context // fills, refreshes and builds run on it
+	stop    context.CancelFunc
 
-	fillMu sync.Mutex
-	fills  map[string]*fill
-	fillWG sync.WaitGroup
-
-	refreshes singleflight.Group
-
-	// Metadata rewriting (views.go).
-	rules      atomic.Pointer[metadata.RuleSet]
-	signerOnce sync.Once
-	signer     *metadata.Signer
-	signerErr  error
-	views      sync.Map // repo\x00root\x00view → *viewSlot
-	analyses   sync.Map // repo\x00root → *analysisSlot
-	viewBuilds singleflight.Group
-
-	metrics *metrics    // Prometheus metrics (metrics.go)
-	admin   *adminState // admin API state (admin_state.go)
-	evict   *evictor    // storage.max_size (evict.go)
+	filler  *fill.Filler
+	views   *view.Views
+	evict   *evict.Evictor
+	metrics *metrics
+	admin   *adminState
 }
 
 // New builds a Server over an open store and restores the persisted
-// metadata generations.
+// metadata generations and views.
 func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{
 		cfg: cfg, store: store, log: log,
-		repos: map[string]*repoState{},
+		repos: map[string]*repoEntry{},
 		limits: limits{
 			repomd:       int64(cfg.Limits.MaxRepomdSize),
 			metadata:     int64(cfg.Limits.MaxMetadataSize),
@@ -105,50 +82,108 @@ func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error
 			urlLength:    cfg.Limits.MaxURLLength,
 		},
 		baseCtx: ctx, stop: stop,
-		refreshTimeout: 30 * time.Minute,
-		spoolDir:       filepath.Join(cfg.Storage.Dir, "spool"),
-		fills:          map[string]*fill{},
 	}
-	if err := os.MkdirAll(s.spoolDir, 0o750); err != nil {
+	s.metrics = newMetrics(s)
+	s.admin = &adminState{}
+	fail := func(err error) (*Server, error) {
 		stop()
-		return nil, fmt.Errorf("storage.dir: %w", err)
+		return nil, err
 	}
+	var err error
+	s.filler, err = fill.New(ctx, store, filepath.Join(cfg.Storage.Dir, "spool"), log, fill.Hooks{
+		Committed: func(repo string, d time.Duration, n int64) {
+			s.stats.upstreamBytes.Add(n)
+			s.metrics.fillDone(repo, d, n)
+			if s.evict != nil {
+				s.evict.Soon()
+			}
+		},
+	})
+	if err != nil {
+		return fail(fmt.Errorf("storage.dir: %w", err))
+	}
+	rules, err := metadata.LoadRules(cfg.RuleFiles...)
+	if err != nil {
+		return fail(fmt.Errorf("rule_files: %w", err))
+	}
+	entries := map[string]view.Entry{}
 	for _, rc := range cfg.Repos {
-		up, err := newUpstream(rc.Name, UpstreamOptions{
-			Bases: rc.Bases(), Timeout: time.Duration(rc.Timeout),
+		name := rc.Name
+		up, err := upstream.New(upstream.Options{
+			Repo: name, Bases: rc.Bases(), Timeout: time.Duration(rc.Timeout),
 			CAFile: rc.CAFile, ClientCert: rc.ClientCert, ClientKey: rc.ClientKey,
 			Username: rc.Username, Password: rc.Password, Headers: rc.Headers,
-		}, log)
+			DenyAddrs: []string{cfg.Listen, cfg.Admin.Listen},
+			OnFail:    func(base string, err error) { s.metrics.upstreamError(name, upstream.Redact(base)) },
+			Log:       log,
+		})
 		if err != nil {
-			stop()
-			return nil, err
+			return fail(err)
 		}
-		s.repos[rc.Name] = &repoState{
-			name: rc.Name, cfg: rc, ttl: time.Duration(rc.MetadataTTL), up: up,
-			roots: map[string]*rootState{},
+		gens, err := repo.New(ctx, repo.Options{
+			Name: name, TTL: time.Duration(rc.MetadataTTL), Up: up, Filler: s.filler, Store: store, Log: log,
+			Limits:   repo.Limits{Repomd: s.limits.repomd, Metadata: s.limits.metadata, Decompressed: s.limits.decompressed},
+			OnSwitch: func(root string, _ *repo.Generation) { s.views.Switched(name, root) },
+		})
+		if err != nil {
+			return fail(err)
 		}
+		s.repos[name] = &repoEntry{name: name, cfg: rc, up: up, gens: gens}
+		entries[name] = view.Entry{Repo: gens, Compat: rc.Compat}
 	}
-	s.initAdmin()
-	if err := s.LoadRules(); err != nil {
-		stop()
-		return nil, fmt.Errorf("rule_files: %w", err)
+	s.views, err = view.New(ctx, view.Options{
+		Store: store, Log: log, Repos: entries,
+		KeyFile: cfg.Signing.KeyFile, StorageDir: cfg.Storage.Dir, Decompressed: s.limits.decompressed,
+		BuildFailed: s.metrics.viewBuildFailed,
+		Built:       s.metrics.viewBuilt,
+	}, rules)
+	if err != nil {
+		return fail(fmt.Errorf("loading views: %w", err))
 	}
-	if err := s.loadGenerations(ctx); err != nil {
-		stop()
-		return nil, fmt.Errorf("loading metadata generations: %w", err)
+	pinners := []evict.Pinner{s.views}
+	for _, re := range s.repos {
+		pinners = append(pinners, re.gens)
+		re.gens.WarmIndexes()
 	}
-	s.startEvictor()
+	s.evict = evict.New(store, int64(cfg.Storage.MaxSize), log, s.metrics.observeEviction, pinners...)
+	go s.evict.Run(ctx)
 	return s, nil
 }
 
-// Close stops running fills and refreshes and waits for them. The store
-// stays open: its owner closes it.
+// Close stops running fills, refreshes and builds and waits for them. The
+// store stays open: its owner closes it.
 func (s *Server) Close() {
 	s.stop()
 	s.admin.jobs.wg.Wait() // warm jobs end with the base context
-	s.fillWG.Wait()
-	s.stopEvictor()
+	for _, re := range s.repos {
+		re.gens.Wait()
+	}
+	s.views.Wait()
+	s.filler.Wait()
+	<-s.evict.Done()
 }
+
+// LoadRules (re)reads the configured rule files. On error the previous
+// rules stay in force. Views are rebuilt in the background: clients keep
+// getting the previous views until the new ones are complete.
+func (s *Server) LoadRules() error {
+	rs, err := metadata.LoadRules(s.cfg.RuleFiles...)
+	if err != nil {
+		return err
+	}
+	s.log.Info("rules loaded", "files", len(s.cfg.RuleFiles), "rules", rs.Len(), "version", rs.Version()[:12])
+	s.views.SetRules(rs)
+	return nil
+}
+
+// Evict runs one eviction round now, then the store's GC.
+func (s *Server) Evict(ctx context.Context) (evict.Result, error) { return s.evict.Evict(ctx) }
+
+// EvictResult says what an eviction round did.
+type EvictResult = evict.Result
+
+// clientWriteStall drops a client that accepts no byte for this long.
+const clientWriteStall = 2 * time.Minute
 
 // Handler returns the client-facing HTTP handler.
 func (s *Server) Handler() http.Handler {
@@ -156,6 +191,9 @@ func (s *Server) Handler() http.Handler {
 	r.HandleMethodNotAllowed = false
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
+	if err := r.SetTrustedProxies(trustedProxies(s.cfg)); err != nil {
+		s.log.Warn("trusted_proxies", "err", err)
+	}
 	r.Use(s.accessLog, s.guard, recoverAbort)
 	r.GET("/*path", s.handle)
 	r.HEAD("/*path", s.handle)
@@ -163,7 +201,9 @@ func (s *Server) Handler() http.Handler {
 		c.Header("Allow", "GET, HEAD")
 		c.String(http.StatusMethodNotAllowed, "method not allowed\n")
 	})
-	return r
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: clientWriteStall}, req)
+	})
 }
 
 // HTTPServer wraps the handler with the listener limits.
@@ -173,351 +213,32 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    s.cfg.Limits.MaxHeaderBytes,
+		MaxHeaderBytes:    headerLimit(s.cfg.Limits.MaxHeaderBytes),
 	}
 }
 
-func (s *Server) handle(c *gin.Context) {
-	t, err := parseTarget(c.Request.URL.EscapedPath(), c.Request.URL.Path)
-	if err != nil {
-		c.Error(err)
-		return
+// headerLimit turns the configured request-header bound into
+// http.Server.MaxHeaderBytes, to which net/http adds 4096 bytes of slack.
+func headerLimit(n int) int {
+	if n > 8192 {
+		return n - 4096
 	}
-	rp, ok := s.repos[t.repo]
-	if !ok {
-		c.Error(fmt.Errorf("%w: no repo %q", ErrNotFound, t.repo))
-		return
-	}
-	view := effectiveView(rp, t.view)
-	if view != ViewRaw && view != ViewAnnotate && view != ViewFilter {
-		c.Error(fmt.Errorf("%w: repo %s has no view %q", ErrNotFound, t.repo, t.view))
-		return
-	}
-	c.Set(logRepo, t.repo)
-	kind, root := classify(t.rel)
-	if view != ViewRaw && (kind == kindRepomd || kind == kindSignature || kind == kindRepodata) {
-		err = s.serveView(c, rp, view, t.rel, kind, root)
-		if err != nil {
-			c.Error(err)
-		}
-		return
-	}
-	switch kind {
-	case kindRepomd:
-		err = s.serveRepomd(c, rp, root)
-	case kindSignature:
-		err = s.serveSignature(c, rp, root)
-	case kindRepodata:
-		err = s.serveRepodata(c, rp, t.rel, root)
-	case kindPackage:
-		err = s.servePackage(c, rp, t.rel)
-	case kindDir:
-		err = s.passThrough(c, rp, t.rel)
-	default:
-		err = s.serveFile(c, rp, t.rel)
-	}
-	if err != nil {
-		c.Error(err)
-	}
+	return n
 }
 
-func (s *Server) serveRepomd(c *gin.Context, rp *repoState, root string) error {
-	g, result, err := s.generationFor(c.Request.Context(), rp, root, rp.ttl)
-	if err != nil {
-		return err
-	}
-	c.Set(logResult, result)
-	serveMetadata(c, "repomd.xml", g.Created, g.Repomd)
-	return nil
+// deadlineWriter gives every write to a client its own deadline, so a
+// client that stops reading is dropped without bounding a slow download.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	stall time.Duration
 }
 
-func (s *Server) serveSignature(c *gin.Context, rp *repoState, root string) error {
-	g, result, err := s.generationFor(c.Request.Context(), rp, root, rp.ttl)
-	if err != nil {
-		return err
-	}
-	if g.Signature == nil {
-		return fmt.Errorf("%w: upstream has no repomd.xml.asc", ErrNotFound)
-	}
-	c.Set(logResult, result)
-	serveMetadata(c, "repomd.xml.asc", g.Created, g.Signature)
-	return nil
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(d.stall))
+	return d.ResponseWriter.Write(p)
 }
 
-// serveMetadata answers with a small document the proxy holds in memory
-// (repomd.xml, its signature, the signing key): never cached by clients
-// without revalidation, with an ETag of its content.
-func serveMetadata(c *gin.Context, name string, mod time.Time, body []byte) {
-	h := c.Writer.Header()
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Content-Type", contentType(name))
-	h.Set("ETag", fmt.Sprintf(`"%x"`, sha256.Sum256(body)))
-	http.ServeContent(c.Writer, c.Request, name, mod, bytes.NewReader(body))
-}
+func (d *deadlineWriter) Flush() { _ = d.rc.Flush() }
 
-// serveRepodata serves a file a generation lists, verified by checksum.
-// Files of the previous generation stay servable.
-func (s *Server) serveRepodata(c *gin.Context, rp *repoState, rel, root string) error {
-	st := rp.knownRoot(root)
-	if st == nil || func() bool { cur, _ := st.get(); return cur == nil }() {
-		// No generation yet: make one (a client with an old repomd.xml).
-		if _, _, err := s.generationFor(c.Request.Context(), rp, root, rp.ttl); err != nil {
-			return err
-		}
-		st = rp.knownRoot(root)
-	}
-	cur, prev := st.get()
-	href := rel[len(root):]
-	for _, g := range []*generation{cur, prev} {
-		if g == nil {
-			continue
-		}
-		if rec, ok := g.files[href]; ok {
-			return s.serveVerified(c, rp, mdKey(rp.name, rel, rec.Checksum.String()), rel,
-				expect{size: rec.Size, sum: rec.Checksum, maxSize: s.limits.metadata}, immutable)
-		}
-	}
-	// Not listed (e.g. a comps or key file beside repomd): a plain file.
-	return s.serveFile(c, rp, rel)
-}
-
-// servePackage serves an RPM that primary.xml lists, verified by size and
-// checksum. An RPM no generation lists passes through uncached.
-func (s *Server) servePackage(c *gin.Context, rp *repoState, rel string) error {
-	ref, ok := s.lookupPackage(c.Request.Context(), rp, rel)
-	if !ok {
-		return s.passThrough(c, rp, rel)
-	}
-	return s.serveVerified(c, rp, objKey(rp.name, rel), rel,
-		expect{size: ref.size, sum: ref.sum}, immutable)
-}
-
-type cachePolicy int
-
-const (
-	immutable cachePolicy = iota
-	revalidate
-)
-
-func (p cachePolicy) header(ttl time.Duration) string {
-	if p == immutable {
-		return "public, max-age=31536000, immutable"
-	}
-	return fmt.Sprintf("public, max-age=%d", int(ttl.Seconds()))
-}
-
-// serveVerified serves key from the store when it holds the expected
-// bytes, otherwise fills it from upstream.
-func (s *Server) serveVerified(c *gin.Context, rp *repoState, key, rel string, exp expect, policy cachePolicy) error {
-	for range 3 {
-		obj, err := s.store.Get(c.Request.Context(), key)
-		if err == nil {
-			info := obj.Info()
-			if exp.sum.IsZero() || info.Meta.Checksum == exp.sum.String() {
-				c.Set(logResult, resultHit)
-				s.serveObject(c, obj, rel, policy, rp.ttl)
-				return nil
-			}
-			obj.Close() // same path, other bytes: primary changed; refetch
-			f := s.startFill(rp, key, rel, exp, nil, true)
-			if err := s.follow(c, f, policy, rp.ttl); !errors.Is(err, errRetryStore) {
-				return err
-			}
-			continue
-		}
-		if !errors.Is(err, cache.ErrNotFound) {
-			return err
-		}
-		f := s.startFill(rp, key, rel, exp, nil, false)
-		if f == nil {
-			continue
-		}
-		if err := s.follow(c, f, policy, rp.ttl); !errors.Is(err, errRetryStore) {
-			return err
-		}
-	}
-	return fmt.Errorf("%w: %s: object keeps changing", ErrUpstream, rel)
-}
-
-// follow serves a client from a running fill. Range and HEAD requests
-// wait for the object to be complete and are then served from the store.
-func (s *Server) follow(c *gin.Context, f *fill, policy cachePolicy, ttl time.Duration) error {
-	// Bytes already verified (the store commit may still be running) are
-	// served locally: a hit.
-	f.mu.Lock()
-	verified := f.finished && f.err == nil && !f.notModified
-	f.mu.Unlock()
-	if verified {
-		c.Set(logResult, resultHit)
-	} else {
-		c.Set(logResult, resultMiss)
-	}
-	if c.Request.Method == http.MethodHead || c.GetHeader("Range") != "" {
-		err := f.await(c.Request.Context())
-		f.release()
-		if err != nil {
-			return err
-		}
-		return errRetryStore
-	}
-	start := time.Now()
-	err := s.streamFill(c, f, func(h http.Header) { h.Set("Cache-Control", policy.header(ttl)) })
-	c.Set(logUpstreamMS, time.Since(start).Milliseconds())
-	return err
-}
-
-// serveObject serves a committed object with Range, multi-range, HEAD and
-// conditional requests (http.ServeContent), then closes it.
-func (s *Server) serveObject(c *gin.Context, obj cache.Object, rel string, policy cachePolicy, ttl time.Duration) {
-	defer obj.Close()
-	info := obj.Info()
-	h := c.Writer.Header()
-	h.Set("Cache-Control", policy.header(ttl))
-	ct := info.Meta.ContentType
-	if ct == "" {
-		ct = contentType(rel)
-	}
-	h.Set("Content-Type", ct)
-	if info.Meta.Checksum != "" {
-		h.Set("ETag", `"`+info.Meta.Checksum+`"`)
-	}
-	mod := info.Stored
-	if lm, err := http.ParseTime(info.Meta.LastModified); err == nil {
-		mod = lm
-	}
-	if rng := c.Request.Header.Get("Range"); rng != "" {
-		clean, satisfiable := normalizeRange(rng)
-		if !satisfiable {
-			h.Set("Content-Range", fmt.Sprintf("bytes */%d", info.Size))
-			c.Status(http.StatusRequestedRangeNotSatisfiable)
-			return
-		}
-		if clean == "" {
-			c.Request.Header.Del("Range")
-		} else {
-			c.Request.Header.Set("Range", clean)
-		}
-	}
-	if wt, ok := obj.(io.WriterTo); ok && plainGet(c.Request) {
-		// The common case, a whole object: straight from the store's
-		// chunks. Range, HEAD and conditional requests take ServeContent.
-		h.Set("Accept-Ranges", "bytes")
-		h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
-		if !mod.IsZero() {
-			h.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
-		}
-		c.Writer.WriteHeader(http.StatusOK)
-		if _, err := wt.WriteTo(c.Writer); err != nil && c.Request.Context().Err() == nil {
-			abortConn(c, err)
-		}
-	} else {
-		http.ServeContent(c.Writer, c.Request, "", mod, obj)
-	}
-}
-
-// plainGet reports whether a request asks for a whole object with no
-// conditions, so that http.ServeContent has nothing to decide.
-func plainGet(r *http.Request) bool {
-	if r.Method != http.MethodGet {
-		return false
-	}
-	for _, k := range []string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"} {
-		if r.Header.Get(k) != "" {
-			return false
-		}
-	}
-	return true
-}
-
-// normalizeRange parses a Range header strictly (RFC 9110 14.1.2: digits
-// only) before http.ServeContent sees it, whose parser accepts "+0" and
-// answers an empty suffix range ("-0") with an invalid Content-Range. It
-// returns the header to use: "" to ignore a header that is not a valid
-// bytes range (the full object is served), or satisfiable=false when only
-// empty suffix ranges were asked for.
-func normalizeRange(rng string) (clean string, satisfiable bool) {
-	specs, ok := strings.CutPrefix(rng, "bytes=")
-	if !ok {
-		return "", true
-	}
-	var kept []string
-	for _, spec := range strings.Split(specs, ",") {
-		spec = strings.TrimSpace(spec)
-		if spec == "" {
-			continue
-		}
-		start, end, ok := strings.Cut(spec, "-")
-		start, end = strings.TrimSpace(start), strings.TrimSpace(end)
-		if !ok || !allDigits(start) || !allDigits(end) || start == "" && end == "" {
-			return "", true
-		}
-		if start == "" && strings.Trim(end, "0") == "" {
-			continue // "-0" selects nothing
-		}
-		kept = append(kept, start+"-"+end)
-	}
-	if len(kept) == 0 {
-		return "", false
-	}
-	return "bytes=" + strings.Join(kept, ","), true
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// serveFile serves a file no metadata lists (.treeinfo, GPG keys, images):
-// cached with a length check, revalidated after the repo's TTL with a
-// conditional GET; when upstream fails the cached copy is served.
-func (s *Server) serveFile(c *gin.Context, rp *repoState, rel string) error {
-	key := objKey(rp.name, rel)
-	exp := expect{size: -1}
-	for range 3 {
-		obj, err := s.store.Get(c.Request.Context(), key)
-		if err != nil && !errors.Is(err, cache.ErrNotFound) {
-			return err
-		}
-		if err == nil {
-			info := obj.Info()
-			if time.Since(info.Meta.Fetched) < rp.ttl {
-				c.Set(logResult, resultHit)
-				s.serveObject(c, obj, rel, revalidate, rp.ttl)
-				return nil
-			}
-			cond := http.Header{}
-			if info.Meta.ETag != "" {
-				cond.Set("If-None-Match", info.Meta.ETag)
-			}
-			if info.Meta.LastModified != "" {
-				cond.Set("If-Modified-Since", info.Meta.LastModified)
-			}
-			f := s.startFill(rp, key, rel, exp, cond, true)
-			ferr := f.await(c.Request.Context())
-			f.release()
-			if ferr != nil && !errors.Is(ferr, ErrNotFound) {
-				s.log.Warn("revalidation failed; serving the cached copy", "repo", rp.name, "path", rel, "err", ferr)
-				c.Set(logResult, resultStale)
-				s.serveObject(c, obj, rel, revalidate, rp.ttl)
-				return nil
-			}
-			obj.Close()
-			if ferr != nil {
-				return ferr
-			}
-			continue
-		}
-		f := s.startFill(rp, key, rel, exp, nil, false)
-		if f == nil {
-			continue
-		}
-		if err := s.follow(c, f, revalidate, rp.ttl); !errors.Is(err, errRetryStore) {
-			return err
-		}
-	}
-	return fmt.Errorf("%w: %s: object keeps changing", ErrUpstream, rel)
-}
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }

@@ -224,7 +224,7 @@ func TestViewFilterE2E(t *testing.T) {
 		!bytes.Contains(files["updateinfo"], []byte("ALSA-2024:0001")) {
 		t.Errorf("updateinfo not filtered right:\n%s", files["updateinfo"])
 	}
-	rep, err := f.p.srv.divergenceReport(context.Background(), "test", "el9/", true)
+	rep, err := f.p.srv.views.Report(context.Background(), "test", "el9/", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestViewFilterListsAffectedDependents(t *testing.T) {
     match: {name: dnfpt-lib}
     reason: "every build diverges"
 `)
-	rep, err := f.p.srv.divergenceReport(context.Background(), "test", "el9/", true)
+	rep, err := f.p.srv.views.Report(context.Background(), "test", "el9/", true)
 	if err != nil {
 		t.Fatal(err)
 	}

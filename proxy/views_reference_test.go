@@ -54,7 +54,7 @@ func TestViewReferenceComparisonE2E(t *testing.T) {
 		}
 	}
 
-	rep, err := p.srv.divergenceReport(context.Background(), "alma", "el9/", true)
+	rep, err := p.srv.views.Report(context.Background(), "alma", "el9/", true)
 	if err != nil {
 		t.Fatal(err)
 	}

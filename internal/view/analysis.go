@@ -1,0 +1,358 @@
+package view
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/config"
+	"github.com/dnfproxy/dnfproxy/internal/repo"
+	"github.com/dnfproxy/dnfproxy/metadata"
+)
+
+// analysis is what the rules and the reference repo say of every package
+// of one generation. Views derive their decisions from it. Immutable once
+// built, except for the lazily computed affected dependents.
+type analysis struct {
+	input   string // analysis part of the view input
+	base    string // sha256 of upstream's repomd.xml
+	total   int    // packages primary.xml lists
+	pkgs    []analyzedPkg
+	modular map[string]bool // ModularKey → listed in modules.yaml
+
+	mu       sync.Mutex
+	affected map[string][]AffectedPackage // by view
+}
+
+// analyzedPkg is a package with findings; the others are only counted, so
+// the analysis stays small whatever the size of the repo.
+type analyzedPkg struct {
+	id       metadata.PackageID
+	pkgid    string
+	findings []metadata.Finding
+}
+
+func anKey(name, root string) string { return name + "\x00" + root }
+
+// analysisFor returns the analysis of a generation for an input, computing
+// it once however many callers ask. No lock is held while primary.xml is
+// scanned: other views and the metrics read the previous analysis meanwhile.
+func (v *Views) analysisFor(ctx context.Context, name string, e Entry, root string, g *repo.Generation, in input) (*analysis, error) {
+	v.mu.Lock()
+	an := v.analyses[anKey(name, root)]
+	v.mu.Unlock()
+	if an != nil && an.input == in.anKey {
+		return an, nil
+	}
+	ch := v.analyses1.DoChan(anKey(name, root)+"\x00"+in.anKey, func() (any, error) {
+		an, err := v.analyse(ctx, e, root, g, in)
+		if err != nil {
+			return nil, err
+		}
+		v.mu.Lock()
+		v.analyses[anKey(name, root)] = an
+		v.mu.Unlock()
+		return an, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*analysis), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (v *Views) analyse(ctx context.Context, e Entry, root string, g *repo.Generation, in input) (*analysis, error) {
+	var ref *metadata.Reference
+	if in.refGen != nil {
+		refRepo := v.opt.Repos[e.Compat.Reference].Repo
+		var refPkgs []metadata.ABIPackage
+		err := scanDeps(ctx, refRepo, root, in.refGen, func(p metadata.PackageDeps) error {
+			refPkgs = append(refPkgs, metadata.ABIPackage{PackageID: p.ID(), Provides: p.ABIProvides})
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reference repo %s/%s: %w", e.Compat.Reference, root, err)
+		}
+		ref = metadata.NewReference(refPkgs)
+	}
+	an := &analysis{input: in.anKey, base: in.base}
+	index := map[string]repo.PkgRef{} // the generation's package index, same pass
+	err := scanDeps(ctx, e.Repo, root, g, func(p metadata.PackageDeps) error {
+		index[p.Href] = repo.PkgRef{Sum: p.Checksum, Size: p.Size}
+		id := p.ID()
+		an.total++
+		findings := append(in.rules.Match(id), metadata.Compare(metadata.ABIPackage{PackageID: id, Provides: p.ABIProvides}, ref)...)
+		if len(findings) > 0 {
+			an.pkgs = append(an.pkgs, analyzedPkg{id: id, pkgid: p.Checksum.Value, findings: findings})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.SetIndex(index)
+	if an.modular, err = readModules(ctx, e.Repo, root, g); err != nil {
+		return nil, err
+	}
+	return an, nil
+}
+
+func scanDeps(ctx context.Context, r *repo.Repo, root string, g *repo.Generation, fn func(metadata.PackageDeps) error) error {
+	zr, _, err := r.OpenContent(ctx, root, g, "primary")
+	if err != nil {
+		return fmt.Errorf("primary.xml: %w", err)
+	}
+	defer zr.Close()
+	return metadata.ScanPrimaryDeps(zr, fn)
+}
+
+func readModules(ctx context.Context, r *repo.Repo, root string, g *repo.Generation) (map[string]bool, error) {
+	zr, _, err := r.OpenContent(ctx, root, g, "modules")
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	return metadata.ModularPackages(zr)
+}
+
+// decisions applies a view's compat classes to the analysis. Modular
+// packages are annotated, never filtered one by one: dnf can only use them
+// through their module stream.
+func (an *analysis) decisions(c config.Compat, view string) map[string]metadata.Decision {
+	out := make(map[string]metadata.Decision, len(an.pkgs))
+	for _, p := range an.pkgs {
+		if len(p.findings) == 0 {
+			continue
+		}
+		d := metadata.Decide(p.findings, c.Annotate, c.Filter, view)
+		if d.Action == metadata.ActionFilter && an.modular[metadata.ModularKey(p.id)] {
+			d = metadata.Decide(p.findings, append(slices.Clone(c.Annotate), c.Filter...), nil, Annotate)
+		}
+		out[p.pkgid] = d
+	}
+	return out
+}
+
+// counts is the number of packages with findings, by class.
+func (an *analysis) counts() map[string]int {
+	out := map[string]int{}
+	for _, p := range an.pkgs {
+		seen := map[string]bool{}
+		for _, f := range p.findings {
+			if !seen[f.Class] {
+				seen[f.Class] = true
+				out[f.Class]++
+			}
+		}
+	}
+	return out
+}
+
+// AffectedPackage is a kept package that needs something only filtered
+// packages provided.
+type AffectedPackage struct {
+	NEVRA    string   `json:"nevra"`
+	Requires []string `json:"requires"`
+	Filtered []string `json:"filtered_providers"`
+}
+
+// affectedBy lists the kept packages whose requirements only filtered
+// packages satisfied. It streams primary.xml twice instead of holding every
+// package's dependencies: first for the names the filtered packages
+// provide, then for who else provides them and who requires them.
+func affectedBy(ctx context.Context, r *repo.Repo, root string, g *repo.Generation, dec map[string]metadata.Decision) ([]AffectedPackage, error) {
+	filtered := map[string]bool{} // pkgid
+	for pkgid, d := range dec {
+		if d.Action == metadata.ActionFilter {
+			filtered[pkgid] = true
+		}
+	}
+	if len(filtered) == 0 {
+		return nil, nil
+	}
+	byFiltered := map[string][]string{} // name → filtered NEVRAs providing it
+	err := scanDeps(ctx, r, root, g, func(p metadata.PackageDeps) error {
+		if filtered[p.Checksum.Value] {
+			for _, name := range append(p.Provides, p.Files...) {
+				byFiltered[name] = append(byFiltered[name], p.NEVRA())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	keptProvides := map[string]bool{}
+	type need struct {
+		nevra string
+		reqs  []string
+	}
+	var needs []need
+	err = scanDeps(ctx, r, root, g, func(p metadata.PackageDeps) error {
+		if filtered[p.Checksum.Value] {
+			return nil
+		}
+		for _, name := range append(p.Provides, p.Files...) {
+			if _, ok := byFiltered[name]; ok {
+				keptProvides[name] = true
+			}
+		}
+		n := need{nevra: p.NEVRA()}
+		for _, req := range p.Requires {
+			if _, ok := byFiltered[req]; ok && !slices.Contains(n.reqs, req) {
+				n.reqs = append(n.reqs, req)
+			}
+		}
+		if len(n.reqs) > 0 {
+			needs = append(needs, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []AffectedPackage
+	for _, n := range needs {
+		a := AffectedPackage{NEVRA: n.nevra}
+		for _, req := range n.reqs {
+			if keptProvides[req] {
+				continue
+			}
+			a.Requires = append(a.Requires, req)
+			for _, f := range byFiltered[req] {
+				if !slices.Contains(a.Filtered, f) {
+					a.Filtered = append(a.Filtered, f)
+				}
+			}
+		}
+		if len(a.Requires) > 0 {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// DivergentPackage is one package of a divergence report.
+type DivergentPackage struct {
+	NEVRA   string          `json:"nevra"`
+	Name    string          `json:"name"`
+	Epoch   string          `json:"epoch"`
+	Version string          `json:"version"`
+	Release string          `json:"release"`
+	Arch    string          `json:"arch"`
+	Classes []string        `json:"classes"`
+	Reasons []string        `json:"reasons"`
+	Action  metadata.Action `json:"action"` // annotate | filter | none
+}
+
+// report renders the analysis as the divergence report's packages.
+func (an *analysis) report(c config.Compat, view string) []DivergentPackage {
+	dec := an.decisions(c, view)
+	out := []DivergentPackage{}
+	for _, p := range an.pkgs {
+		if len(p.findings) == 0 {
+			continue
+		}
+		action := dec[p.pkgid].Action
+		if view == Raw || action == "" {
+			action = metadata.ActionNone
+		}
+		dp := DivergentPackage{
+			NEVRA: p.id.NEVRA(), Name: p.id.Name, Epoch: p.id.Epoch, Version: p.id.Version,
+			Release: p.id.Release, Arch: p.id.Arch, Classes: []string{}, Reasons: []string{}, Action: action,
+		}
+		for _, f := range p.findings {
+			if !slices.Contains(dp.Classes, f.Class) {
+				dp.Classes = append(dp.Classes, f.Class)
+			}
+			dp.Reasons = append(dp.Reasons, f.Class+" — "+f.Reason)
+		}
+		if view == Filter && an.modular[metadata.ModularKey(p.id)] &&
+			slices.ContainsFunc(p.findings, func(f metadata.Finding) bool { return slices.Contains(c.Filter, f.Class) }) {
+			dp.Reasons = append(dp.Reasons, "modular package (listed in modules.yaml): annotated, not filtered")
+		}
+		out = append(out, dp)
+	}
+	return out
+}
+
+// viewReport is the divergence report of a view: the packages with
+// findings and, in filter views, the affected dependents (computed once
+// per analysis).
+func viewReport(ctx context.Context, e Entry, root string, g *repo.Generation, an *analysis, view string) ([]DivergentPackage, []AffectedPackage, error) {
+	pkgs := an.report(e.Compat, view)
+	if view != Filter {
+		return pkgs, nil, nil
+	}
+	an.mu.Lock()
+	defer an.mu.Unlock()
+	if aff, ok := an.affected[view]; ok {
+		return pkgs, aff, nil
+	}
+	aff, err := affectedBy(ctx, e.Repo, root, g, an.decisions(e.Compat, view))
+	if err != nil {
+		return nil, nil, err
+	}
+	if an.affected == nil {
+		an.affected = map[string][]AffectedPackage{}
+	}
+	an.affected[view] = aff
+	return pkgs, aff, nil
+}
+
+// Report is a root's divergence report.
+type Report struct {
+	Repo      string             `json:"repo"`
+	Path      string             `json:"path"`
+	Reference string             `json:"reference"`
+	Packages  []DivergentPackage `json:"packages"` // never null
+	// Affected lists, in filter mode, the kept packages whose requirements
+	// only filtered packages satisfied (beyond DESIGN.md's fields).
+	Affected []AffectedPackage `json:"affected,omitempty"`
+}
+
+// Report returns the divergence report of a repo root with each package's
+// action in the repo's compat mode. With wait, a root without metadata is
+// fetched first; without, only what is there is used (pages that must not
+// go upstream), and a root without metadata has an empty report.
+func (v *Views) Report(ctx context.Context, name, root string, wait bool) (Report, error) {
+	e, ok := v.opt.Repos[name]
+	if !ok {
+		return Report{}, fmt.Errorf("%w: no repo %q", cache.ErrNotFound, name)
+	}
+	rep := Report{Repo: name, Path: root, Reference: e.Compat.Reference, Packages: []DivergentPackage{}}
+	g, _ := e.Repo.Generations(root)
+	if g == nil || wait {
+		if !wait {
+			return rep, nil
+		}
+		var err error
+		if g, _, err = e.Repo.Current(ctx, root); err != nil {
+			return Report{}, err
+		}
+	}
+	in, err := v.inputFor(ctx, e, root, g, "", !wait)
+	if err != nil {
+		return Report{}, err
+	}
+	an, err := v.analysisFor(ctx, name, e, root, g, in)
+	if err != nil {
+		return Report{}, err
+	}
+	mode := string(e.Compat.Mode)
+	if mode == string(config.ModeOff) {
+		mode = Raw
+	}
+	rep.Packages, rep.Affected, err = viewReport(ctx, e, root, g, an, mode)
+	return rep, err
+}

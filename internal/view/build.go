@@ -1,0 +1,195 @@
+package view
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/keys"
+	"github.com/dnfproxy/dnfproxy/internal/repo"
+	"github.com/dnfproxy/dnfproxy/metadata"
+)
+
+// buildView rewrites a generation's metadata for a view and stores the
+// files. Nothing is visible until the caller installs the result.
+func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Generation, an *analysis, in input) (*Gen, error) {
+	root, view := sl.root, sl.view
+	start := time.Now()
+	dec := an.decisions(e.Compat, view)
+	// The analysis already scanned primary.xml: the plan comes from it.
+	var decided []metadata.PlannedPackage
+	for _, p := range an.pkgs {
+		if d, ok := dec[p.pkgid]; ok && d.Action != metadata.ActionNone && d.Action != "" {
+			decided = append(decided, metadata.PlannedPackage{ID: p.id, PkgID: p.pkgid, Decision: d})
+		}
+	}
+	plan, err := metadata.PlanOf(an.total, decided)
+	if err != nil {
+		return nil, err
+	}
+	idHash := sha256.Sum256([]byte(in.key))
+	build := hex.EncodeToString(idHash[:8])
+	vg := &Gen{Input: in.key, Base: an.base, Files: map[string]File{}, Created: time.Now(), Counts: an.counts()}
+	// newKey names a file of this build and pins it until the build is
+	// installed or given up.
+	newKey := func(typ string) string {
+		key := keys.ViewFileKey(sl.repo, root, view, build, typ)
+		sl.mu.Lock()
+		if sl.pending == nil {
+			sl.pending = map[string]bool{}
+		}
+		sl.pending[key] = true
+		sl.mu.Unlock()
+		return key
+	}
+	replaced := map[string]metadata.FileInfo{}
+
+	// write stores one rewritten file and records where it is served.
+	write := func(typ, origHref string, fill func(w io.Writer) (metadata.FileInfo, error)) error {
+		key := newKey(typ)
+		w, err := v.opt.Store.Create(ctx, key, cache.Meta{ContentType: keys.ContentType(origHref)})
+		if err != nil {
+			return err
+		}
+		defer w.Cancel()
+		info, err := fill(w)
+		if err != nil {
+			return fmt.Errorf("%s: %w", typ, err)
+		}
+		if err := w.Commit(ctx); err != nil {
+			return err
+		}
+		replaced[typ] = info
+		vg.Files[metadata.RewrittenHref(typ, origHref, info)] = File{Key: key}
+		return nil
+	}
+	for _, kind := range []metadata.FileKind{metadata.KindPrimary, metadata.KindFilelists, metadata.KindOther} {
+		src, rec, err := e.Repo.Open(ctx, root, g, string(kind))
+		if errors.Is(err, cache.ErrNotFound) && kind != metadata.KindPrimary {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", kind, err)
+		}
+		err = write(string(kind), rec.Href, func(w io.Writer) (metadata.FileInfo, error) {
+			res, err := plan.Rewrite(kind, src, metadata.CodecOf(rec.Href), w, outputCodec(rec.Href), v.opt.Decompressed)
+			return res.FileInfo, err
+		})
+		src.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	if view == Filter && plan.Filtered > 0 {
+		if err := filterUpdateinfo(ctx, e, root, g, dec, an, write); err != nil {
+			return nil, err
+		}
+	}
+	report, affected, err := viewReport(ctx, e, root, g, an, view)
+	if err != nil {
+		return nil, err
+	}
+	var extra []metadata.ExtraRecord
+	err = func() error {
+		key := newKey("abi-divergence")
+		w, err := v.opt.Store.Create(ctx, key, cache.Meta{ContentType: "application/gzip"})
+		if err != nil {
+			return err
+		}
+		defer w.Cancel()
+		fw, err := metadata.NewFileWriter(w, metadata.Gzip)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(fw)
+		enc.SetIndent("", " ")
+		if err := enc.Encode(map[string]any{
+			"repo": sl.repo, "path": root, "view": view, "reference": e.Compat.Reference,
+			"rules_version": in.rules.Version(), "packages": report, "affected": affected,
+		}); err != nil {
+			return err
+		}
+		if err := fw.Close(); err != nil {
+			return err
+		}
+		if err := w.Commit(ctx); err != nil {
+			return err
+		}
+		er := metadata.ExtraRecord{Type: "abi-divergence", Ext: ".json", Info: fw.Info()}
+		extra = append(extra, er)
+		vg.Files[er.Href()] = File{Key: key}
+		return nil
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("abi-divergence: %w", err)
+	}
+	if vg.Repomd, err = metadata.RewriteRepomd(g.Repomd, replaced, extra, nil); err != nil {
+		return nil, err
+	}
+	// The records kept as they are point at upstream's verified files.
+	for _, r := range g.MD().Records {
+		if _, ok := replaced[r.Type]; ok || metadata.DropDerived(r.Type) {
+			continue
+		}
+		vg.Files[r.Href] = File{Key: keys.MDKey(sl.repo, root+r.Href, r.Checksum.String()), Checksum: r.Checksum.String(), Size: r.Size}
+	}
+	signer, err := v.Signer()
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	vg.KeyFP = signer.Fingerprint()
+	if vg.Signature, err = signer.Sign(vg.Repomd); err != nil {
+		return nil, err
+	}
+	v.opt.Log.Info("view built", "repo", sl.repo, "root", root, "view", view, "packages", plan.Packages,
+		"annotated", plan.Annotated, "filtered", plan.Filtered, "duration_ms", time.Since(start).Milliseconds())
+	return vg, nil
+}
+
+// filterUpdateinfo drops the filtered packages from the advisories.
+func filterUpdateinfo(ctx context.Context, e Entry, root string, g *repo.Generation, dec map[string]metadata.Decision, an *analysis,
+	write func(typ, origHref string, fill func(io.Writer) (metadata.FileInfo, error)) error) error {
+	zr, rec, err := e.Repo.OpenContent(ctx, root, g, "updateinfo")
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	drop := map[string]bool{}
+	for _, p := range an.pkgs {
+		if dec[p.pkgid].Action == metadata.ActionFilter {
+			drop[metadata.ModularKey(p.id)] = true
+		}
+	}
+	return write("updateinfo", rec.Href, func(w io.Writer) (metadata.FileInfo, error) {
+		fw, err := metadata.NewFileWriter(w, outputCodec(rec.Href))
+		if err != nil {
+			return metadata.FileInfo{}, err
+		}
+		if _, err := metadata.FilterUpdateinfo(zr, fw, func(id metadata.PackageID) bool { return drop[metadata.ModularKey(id)] }); err != nil {
+			return metadata.FileInfo{}, err
+		}
+		if err := fw.Close(); err != nil {
+			return metadata.FileInfo{}, err
+		}
+		return fw.Info(), nil
+	})
+}
+
+// outputCodec keeps upstream's compression where the rewriter can write
+// it (gz, xz, zstd) and uses gzip otherwise.
+func outputCodec(href string) metadata.Codec {
+	switch c := metadata.CodecOf(href); c {
+	case metadata.Gzip, metadata.Xz, metadata.Zstd:
+		return c
+	}
+	return metadata.Gzip
+}
