@@ -76,6 +76,7 @@ func TestE2EUpstreamRegeneratesMidTest(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // createrepo_c's revision is in seconds
 	testenv.UpdateRepo(t, repoDir, testenv.RPMExtra)
 	time.Sleep(ttl + 200*time.Millisecond)
+	waitRepomdChange(t, p, "/test/el9/repodata/repomd.xml", oldRepomd)
 
 	if got := d.RepoQuery(); !slices.Contains(got, "dnfpt-extra-1.0-1.el9.noarch") {
 		t.Fatalf("after the TTL dnf does not see the new package: %v", got)

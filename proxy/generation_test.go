@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -55,6 +56,12 @@ func (f *genFixture) regenerate(t *testing.T) {
 	time.Sleep(f.ttl)
 }
 
+// switched waits for the proxy to serve a repomd.xml other than old.
+func (f *genFixture) switched(t *testing.T, old []byte) []byte {
+	t.Helper()
+	return waitRepomdChange(t, f.p, "/test/el9/repodata/repomd.xml", old)
+}
+
 // checkServesAll asserts every file a repomd.xml lists is served with the
 // checksum it states.
 func checkServesAll(t *testing.T, p *testProxy, repomd []byte) {
@@ -82,7 +89,7 @@ func TestGenerationSwitchesAfterTTLAndOldFilesStayServable(t *testing.T) {
 		t.Fatal("repomd.xml changed without an upstream change")
 	}
 	f.regenerate(t)
-	second := f.repomd(t)
+	second := f.switched(t, f.first)
 	if bytes.Equal(second, f.first) {
 		t.Fatal("new upstream repomd.xml not visible after the TTL")
 	}
@@ -139,12 +146,21 @@ func TestGenerationWaitsForEveryFileToVerify(t *testing.T) {
 			f.up.SetHook(tc.hook)
 			defer f.up.SetHook(nil)
 			if got := f.repomd(t); !bytes.Equal(got, f.first) {
+				t.Fatal("proxy did not answer from the generation it has")
+			}
+			if _, err := f.p.srv.repos["test"].gens.Refresh(context.Background(), "el9/"); err == nil {
+				t.Fatal("a refresh against the broken upstream succeeded")
+			}
+			if got := f.repomd(t); !bytes.Equal(got, f.first) {
 				t.Fatal("proxy switched to a generation it could not verify")
 			}
 			checkServesAll(t, f.p, f.first)
 		})
 	}
 	// Healed: the new generation appears.
+	if _, err := f.p.srv.repos["test"].gens.Refresh(context.Background(), "el9/"); err != nil {
+		t.Fatal(err)
+	}
 	if got := f.repomd(t); bytes.Equal(got, f.first) {
 		t.Fatal("new generation not visible once upstream healed")
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -274,4 +275,24 @@ func newHash(typ string) (hash.Hash, error) {
 		return sha512.New(), nil
 	}
 	return nil, fmt.Errorf("unsupported checksum type %q", typ)
+}
+
+// waitRepomdChange asks for a repomd.xml until it differs from old and
+// returns it: past the TTL the proxy answers from the generation it has and
+// revalidates in the background (stale-while-revalidate), so an upstream
+// change shows a moment later. It gives up after 10 s (the caller's check
+// then fails).
+func waitRepomdChange(t *testing.T, p *testProxy, path string, old []byte) []byte {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body, err := p.get(t, path)
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("%s: %d %v", path, status, err)
+		}
+		if !bytes.Equal(body, old) || time.Now().After(deadline) {
+			return body
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

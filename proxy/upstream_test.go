@@ -381,23 +381,25 @@ func TestUpstreamMirrorsTriedInOrder(t *testing.T) {
 	}
 }
 
-func TestUpstreamMirror404IsFinal(t *testing.T) {
+// TestUpstreamMirror404MovesToNextMirror: a mirror that lacks a file (a
+// lagging one) is not the last word; librepo moves on to the next mirror
+// too. The answer is 404 only when every base says so.
+func TestUpstreamMirror404MovesToNextMirror(t *testing.T) {
 	data := pseudoRandom(64<<10, 8)
 	missing := newCountingServer(t, data, func(*http.Request) int { return http.StatusNotFound }, nil)
 	good := newCountingServer(t, data, allowAll, nil)
-
-	// DESIGN.md: mirrors are tried "when one fails"; upstream.get: a 404
-	// is final, mirrors are copies, not alternatives.
 	p := startProxy(t, []config.Repo{
 		upRepo("mirrored", missing.URL+"/", func(r *config.Repo) { r.Mirrors = []string{good.URL + "/"} }),
+		upRepo("nowhere", missing.URL+"/", func(r *config.Repo) { r.Mirrors = []string{missing.URL + "/"} }),
 	}, nil)
-	expectFile(t, p, "mirrored", http.StatusNotFound, nil)
+	expectFile(t, p, "mirrored", http.StatusOK, data)
 	if n := missing.hits.Load(); n != 1 {
 		t.Errorf("first base saw %d requests, want 1", n)
 	}
-	if n := good.hits.Load(); n != 0 {
-		t.Errorf("mirror saw %d requests after the first base said 404, want 0", n)
+	if n := good.hits.Load(); n != 1 {
+		t.Errorf("the next mirror saw %d requests after the first base said 404, want 1", n)
 	}
+	expectFile(t, p, "nowhere", http.StatusNotFound, nil)
 }
 
 func TestUpstreamStallFailsTransferAndCachesNothing(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/upstream"
 	"github.com/dnfproxy/dnfproxy/metadata"
 )
 
@@ -137,7 +138,7 @@ func (r *Repo) readIndex(ctx context.Context, root string, g *Generation) (map[s
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("primary of %s/%s: %w", r.opt.Name, root, err)
+		return nil, fmt.Errorf("%w: primary of %s/%s: %v", upstream.ErrUnavailable, r.opt.Name, root, err)
 	}
 	return pkgs, nil
 }

@@ -202,7 +202,8 @@ func (c *Client) GetFrom(ctx context.Context, rel string, hdr http.Header, after
 		return &Response{Response: resp, Base: base}, nil
 	}
 	err := errors.Join(errs...)
-	if notFound == len(bases) && notFound > 0 {
+	// Every base that answered said 404: the file is not there.
+	if notFound > 0 {
 		return nil, fmt.Errorf("%w: %v", ErrNotFound, err)
 	}
 	var ne net.Error
