@@ -89,11 +89,9 @@ func parseMetalink(data []byte) (parsedList, error) {
 		var urls []pref
 		seen := map[string]bool{}
 		for _, u := range f.URLs {
-			s := strings.TrimSpace(u.URL)
-			if !strings.HasSuffix(s, repomdSuffix) {
-				continue
-			}
-			base, ok := httpBase(strings.TrimSuffix(s, repomdSuffix))
+			// As librepo does, the suffix is cut when it is there, and a URL
+			// without it is taken as the base itself.
+			base, ok := httpBase(strings.TrimSuffix(strings.TrimSpace(u.URL), repomdSuffix))
 			if !ok || seen[base] {
 				continue
 			}

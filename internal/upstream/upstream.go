@@ -428,6 +428,13 @@ func (c *Client) failed(base string, err error) {
 	}
 }
 
+// MarkFailed counts a failure the caller found in what base sent (a
+// repomd.xml that matches no metalink hash, a checksum mismatch), so that
+// base cools down like one that failed here.
+func (c *Client) MarkFailed(base string, err error) {
+	c.failed(base, err)
+}
+
 // Status reports every base's health: the configured bases in try order,
 // then each known root's list mirrors in try order.
 func (c *Client) Status() []MirrorStatus {
