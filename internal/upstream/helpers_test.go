@@ -130,8 +130,30 @@ func fetch(t *testing.T, c *Client, rel string) (*Response, []byte, error) {
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := readWithin(t, resp.Body, 10*time.Second)
 	return resp, body, err
+}
+
+// readWithin reads r to its end or first error, failing the test when
+// that takes longer than limit (a body that no guard ends blocks forever).
+func readWithin(t *testing.T, r io.Reader, limit time.Duration) ([]byte, error) {
+	t.Helper()
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		data, err := io.ReadAll(r)
+		done <- result{data, err}
+	}()
+	select {
+	case res := <-done:
+		return res.data, res.err
+	case <-time.After(limit):
+		t.Fatalf("the body read still blocks after %s", limit)
+		return nil, nil
+	}
 }
 
 // sentinel names the package error err wraps, for messages.
