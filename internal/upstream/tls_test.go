@@ -129,6 +129,7 @@ func TestTLSPrivateCAAndClientCertificate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opt.Bases = []string{tc.srv.URL + "/r/"}
+			tc.opt.Timeout = 5 * time.Second // handshakes under -race on a loaded machine
 			c := newClient(t, tc.opt)
 			_, body, err := fetch(t, c, "f")
 			if tc.ok && (err != nil || !bytes.Equal(body, data)) {
