@@ -535,3 +535,31 @@ func hexString(b []byte) string {
 	}
 	return string(out)
 }
+
+// The list URL may redirect within its own origin, not elsewhere.
+func TestListRedirects(t *testing.T) {
+	data := []byte("f")
+	mirror := newServer(t, files(map[string][]byte{"/m/f": data}))
+	elsewhere := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(mirror.base("/m/"))) })
+	list := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ml":
+			http.Redirect(w, r, "/ml/v2", http.StatusFound)
+		case "/ml/v2":
+			w.Write([]byte(mirror.base("/m/")))
+		case "/away":
+			http.Redirect(w, r, elsewhere.URL+"/ml", http.StatusFound)
+		}
+	})
+	c := newClient(t, Options{Mirrorlist: list.URL + "/ml"})
+	if resp, _, err := fetch(t, c, "f"); err != nil || resp.Base != mirror.base("/m/") {
+		t.Fatalf("redirect within the list's origin: %v", err)
+	}
+	c = newClient(t, Options{Mirrorlist: list.URL + "/away"})
+	if _, _, err := fetch(t, c, "f"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("redirect of the list to another origin: %v, want ErrUnavailable", err)
+	}
+	if n := elsewhere.hits.Load(); n != 0 {
+		t.Errorf("the other origin was asked %d times", n)
+	}
+}

@@ -120,6 +120,7 @@ type scope struct {
 	credOrigins map[string]bool // origins that get Headers and basic auth
 	deny        *denyList
 	listHosts   func() map[string]bool // origins of the current mirror lists' mirrors
+	listOrigin  string                 // origin of the metalink/mirrorlist URL
 }
 
 // under reports whether u lies under one of the configured bases.
@@ -147,7 +148,8 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	if c.scope.deny.deniedHostPort(hostPort(req.URL)) {
 		return fmt.Errorf("%w (%s)", errDenied, hostPort(req.URL))
 	}
-	if !c.scope.under(req.URL) && !c.scope.listHosts()[origin(req.URL)] {
+	o := origin(req.URL)
+	if !c.scope.under(req.URL) && !c.scope.listHosts()[o] && o != c.scope.listOrigin {
 		return fmt.Errorf("%w: %s", errRedirectScope, redact(req.URL.String()))
 	}
 	c.setCredentials(req)

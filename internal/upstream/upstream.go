@@ -87,8 +87,9 @@ type Client struct {
 	log    *slog.Logger
 }
 
-// Response is an upstream answer; Base says which base gave it. Its Body
-// is guarded (see Get) and the caller closes it.
+// Response is an upstream answer; Base says which base gave it, as
+// configured or listed (it may hold user info: Redact it before showing
+// it). Its Body is guarded (see Get) and the caller closes it.
 type Response struct {
 	*http.Response
 	Base string
@@ -137,6 +138,7 @@ func New(opt Options) (*Client, error) {
 			return nil, fmt.Errorf("repo %s: mirror list URL %s: %w", opt.Repo, redact(tmpl), err)
 		}
 		c.scope.credOrigins[origin(u)] = true
+		c.scope.listOrigin = origin(u)
 		c.lists = newLists(c, tmpl, opt.Metalink != "")
 	}
 	c.scope.listHosts = func() map[string]bool { return nil }
@@ -451,7 +453,9 @@ func (c *Client) Status() []MirrorStatus {
 	return out
 }
 
-// redact drops user info from a URL for logs and errors.
+// Redact drops user info from a URL, for logs, errors and pages.
+func Redact(s string) string { return redact(s) }
+
 func redact(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
