@@ -39,14 +39,14 @@ type server struct {
 	reqs []*http.Request // clones, with their headers
 }
 
-func newServer(t *testing.T, h http.HandlerFunc) *server {
+func newServer(t testing.TB, h http.HandlerFunc) *server {
 	t.Helper()
 	return newServerWith(t, h, nil)
 }
 
 // newServerWith is newServer with a hook that sets up the server before it
 // starts.
-func newServerWith(t *testing.T, h http.HandlerFunc, setup func(*httptest.Server)) *server {
+func newServerWith(t testing.TB, h http.HandlerFunc, setup func(*httptest.Server)) *server {
 	t.Helper()
 	s := &server{}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
