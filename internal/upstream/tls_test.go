@@ -189,7 +189,6 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{Repo: "r"},
 		{Repo: "r", Bases: []string{"ftp://x/"}},
 		{Repo: "r", Bases: []string{"http:///"}},
-		{Repo: "r", Metalink: "http://m/$root", Mirrorlist: "http://m/"},
 		{Repo: "r", Mirrorlist: "file:///etc/mirrors"},
 		{Repo: "r", Bases: []string{"http://x/"}, MinRate: -1},
 		{Repo: "r", Bases: []string{"http://x/"}, DenyAddrs: []string{"no-port"}},
@@ -199,4 +198,3 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		}
 	}
 }
-

@@ -25,6 +25,7 @@
 package upstream
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -63,15 +64,15 @@ const (
 // Options are one repo's settings for talking to its upstream.
 type Options struct {
 	Repo                 string
-	Bases                []string // url then mirrors, each ending in "/"; may be empty when Metalink/Mirrorlist is set
-	Metalink, Mirrorlist string   // URL templates; "$root" replaced by the repo root sub-path (e.g. "9/BaseOS/x86_64/os/")
+	Bases                []string      // url then mirrors, each ending in "/"; may be empty when Metalink/Mirrorlist is set
+	Metalink, Mirrorlist string        // URL templates; "$root" replaced by the repo root sub-path (e.g. "9/BaseOS/x86_64/os/")
 	Timeout              time.Duration // connect, TLS, response headers, and stall (no byte for Timeout); default 30s
 	MinRate              int64         // bytes/s; a body averaging below it over a Timeout-long window fails with ErrTooSlow; 0 off
 
 	CAFile, ClientCert, ClientKey, Username, Password string
 	Headers                                           map[string]string
-	MaxConnsPerHost                                   int      // default 8
-	DenyAddrs                                         []string // host:port of the proxy's own listeners: never requested, not even via redirect
+	MaxConnsPerHost                                   int                          // default 8
+	DenyAddrs                                         []string                     // host:port of the proxy's own listeners: never requested, not even via redirect
 	OnFail                                            func(base string, err error) // per-mirror accounting, may be nil
 	Log                                               *slog.Logger
 }
@@ -112,9 +113,6 @@ func New(opt Options) (*Client, error) {
 	if len(opt.Bases) == 0 && opt.Metalink == "" && opt.Mirrorlist == "" {
 		return nil, fmt.Errorf("repo %s: no url, mirrors, metalink or mirrorlist", opt.Repo)
 	}
-	if opt.Metalink != "" && opt.Mirrorlist != "" {
-		return nil, fmt.Errorf("repo %s: metalink and mirrorlist are exclusive", opt.Repo)
-	}
 	c := &Client{opt: opt, log: opt.Log, health: newHealth(defaultCoolDown)}
 	c.scope.credOrigins = map[string]bool{}
 	for _, b := range opt.Bases {
@@ -129,9 +127,10 @@ func New(opt Options) (*Client, error) {
 		c.scope.bases = append(c.scope.bases, u)
 		c.scope.credOrigins[origin(u)] = true
 	}
-	for _, tmpl := range []string{opt.Metalink, opt.Mirrorlist} {
-		if tmpl == "" {
-			continue
+	// As in dnf, a metalink wins over a mirrorlist when both are given.
+	if tmpl := cmp.Or(opt.Metalink, opt.Mirrorlist); tmpl != "" {
+		if opt.Metalink != "" && opt.Mirrorlist != "" {
+			opt.Log.Warn("metalink and mirrorlist both given: the metalink is used", "repo", opt.Repo)
 		}
 		u, err := parseHTTPURL(strings.ReplaceAll(tmpl, "$root", ""))
 		if err != nil {
