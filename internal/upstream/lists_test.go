@@ -563,3 +563,17 @@ func TestListRedirects(t *testing.T) {
 		t.Errorf("the other origin was asked %d times", n)
 	}
 }
+
+// A mirrorlist= URL that answers with a metalink (EPEL's old
+// configuration; dnf sniffs it too) is read as a metalink, hashes included.
+func TestMirrorlistThatIsAMetalink(t *testing.T) {
+	srv := mockMirrors(t)
+	c := newClient(t, Options{Mirrorlist: srv.URL + "/yum/static/metalink/good_01.xml"})
+	hashes, ok, err := c.RepomdHashes(context.Background(), "")
+	if err != nil || !ok || len(hashes) != 1 {
+		t.Fatalf("hashes %v ok=%v %v", hashes, ok, err)
+	}
+	if base, _, err := verifiedRepomd(t, c, ""); err != nil || base != srv.URL+"/yum/static/01/" {
+		t.Fatalf("repomd.xml from %q: %v", base, err)
+	}
+}
