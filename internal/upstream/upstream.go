@@ -63,18 +63,23 @@ const (
 
 // Options are one repo's settings for talking to its upstream.
 type Options struct {
-	Repo                 string
-	Bases                []string      // url then mirrors, each ending in "/"; may be empty when Metalink/Mirrorlist is set
-	Metalink, Mirrorlist string        // URL templates; "$root" replaced by the repo root sub-path (e.g. "9/BaseOS/x86_64/os/")
+	Repo  string
+	Bases []string // url then mirrors, each ending in "/"; may be empty when Metalink/Mirrorlist is set
+	// Metalink and Mirrorlist are URL templates; "$root" is replaced by the
+	// repo root sub-path (e.g. "9/BaseOS/x86_64/os/"). Without "$root" the
+	// list describes the repo's top root "". A metalink wins over a
+	// mirrorlist when both are given.
+	Metalink, Mirrorlist string
 	Timeout              time.Duration // connect, TLS, response headers, and stall (no byte for Timeout); default 30s
 	MinRate              int64         // bytes/s; a body averaging below it over a Timeout-long window fails with ErrTooSlow; 0 off
 
-	CAFile, ClientCert, ClientKey, Username, Password string
-	Headers                                           map[string]string
-	MaxConnsPerHost                                   int                          // default 8
-	DenyAddrs                                         []string                     // host:port of the proxy's own listeners: never requested, not even via redirect
-	OnFail                                            func(base string, err error) // per-mirror accounting, may be nil
-	Log                                               *slog.Logger
+	CAFile, ClientCert, ClientKey string
+	Username, Password            string
+	Headers                       map[string]string
+	MaxConnsPerHost               int                          // default 8; per host of this repo's bases
+	DenyAddrs                     []string                     // host:port of the proxy's own listeners: never requested, not even via redirect
+	OnFail                        func(base string, err error) // per-mirror accounting, may be nil
+	Log                           *slog.Logger
 }
 
 // Client sends one repo's requests to its upstream bases.
