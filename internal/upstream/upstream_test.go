@@ -346,7 +346,7 @@ func TestFailedBaseCoolsDown(t *testing.T) {
 	})
 	b := newServer(t, files(map[string][]byte{"/f": data}))
 	c := newClient(t, Options{Bases: []string{a.base("/"), b.base("/")}})
-	c.health.coolDown = 400 * time.Millisecond
+	c.health.coolDown = time.Second // long enough for a loaded machine between two requests
 
 	if resp, _, err := fetch(t, c, "f"); err != nil || resp.Base != b.base("/") {
 		t.Fatalf("first request: %v", err)
