@@ -1,0 +1,150 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Causes with which a guard cancels its request's context. They never
+// reach callers as such: Read turns them into ErrTimeout or ErrTooSlow.
+var (
+	errStalled = errors.New("stalled")
+	errSlow    = errors.New("too slow")
+	errClosed  = errors.New("body closed")
+)
+
+// rateBuckets is how many slices one Timeout window is cut into for the
+// minimum-rate check: the window slides by Timeout/rateBuckets.
+const rateBuckets = 16
+
+// guardedBody wraps an upstream response body. A Read that gets no byte
+// for timeout fails with ErrTimeout; once one full timeout window of
+// waiting has passed, a window in which fewer than minRate*timeout bytes
+// arrived fails with ErrTooSlow; a reset or a truncated body fails with
+// ErrUnavailable.
+//
+// Both clocks run only while a Read waits on upstream (as curl's
+// LOW_SPEED_TIME does not: curl's consumer is a local file), so a caller
+// that pauses between reads, or a slow local disk under load, never looks
+// like a slow or stalled upstream.
+type guardedBody struct {
+	body    io.ReadCloser
+	ctx     context.Context // the request's context, cancelled by the timer
+	parent  context.Context // the caller's context
+	cancel  context.CancelCauseFunc
+	timer   *time.Timer
+	timeout time.Duration
+	minRate int64
+	target  string // redacted URL, for messages
+	onErr   func(error)
+
+	mu      sync.Mutex // Read and Close may come from different goroutines
+	err     error      // sticky: once failed, every Read fails the same way
+	waited  time.Duration
+	total   int64
+	buckets [rateBuckets + 1]int64 // bytes per slice of waiting time, a ring
+	slice   int64                  // index of the slice waited holds now
+}
+
+func newGuardedBody(ctx, parent context.Context, cancel context.CancelCauseFunc, body io.ReadCloser, timeout time.Duration, minRate int64, target string, onErr func(error)) *guardedBody {
+	g := &guardedBody{
+		body: body, ctx: ctx, parent: parent, cancel: cancel,
+		timeout: timeout, minRate: minRate, target: target, onErr: onErr,
+	}
+	g.timer = time.AfterFunc(timeout, func() { cancel(errStalled) })
+	g.timer.Stop()
+	return g
+}
+
+func (g *guardedBody) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err != nil {
+		return 0, g.err
+	}
+	start := time.Now()
+	g.timer.Reset(g.timeout)
+	n, err := g.body.Read(p)
+	g.timer.Stop()
+	g.account(time.Since(start), n)
+	switch {
+	case err == nil || err == io.EOF:
+		if err == nil && g.tooSlow() {
+			g.cancel(errSlow)
+			err = fmt.Errorf("%w: %s: %d bytes in the last %s, below %d B/s", ErrTooSlow, g.target, g.windowBytes(), g.timeout, g.minRate)
+			g.fail(err)
+		}
+		return n, err
+	case g.parent.Err() != nil:
+		// The caller gave up: not upstream's fault.
+		g.err = context.Cause(g.parent)
+		return n, g.err
+	case errors.Is(context.Cause(g.ctx), errStalled):
+		err = fmt.Errorf("%w: %s: no data for %s after %d bytes", ErrTimeout, g.target, g.timeout, g.total)
+	default:
+		err = fmt.Errorf("%w: %s: reading body after %d bytes: %v", ErrUnavailable, g.target, g.total, err)
+	}
+	g.fail(err)
+	return n, err
+}
+
+func (g *guardedBody) fail(err error) {
+	g.err = err
+	if g.onErr != nil {
+		g.onErr(err)
+	}
+}
+
+// account adds n bytes that took d of waiting to the sliding window.
+func (g *guardedBody) account(d time.Duration, n int) {
+	g.waited += d
+	g.total += int64(n)
+	if g.minRate <= 0 {
+		return
+	}
+	width := g.timeout / rateBuckets
+	if width <= 0 {
+		width = 1
+	}
+	now := int64(g.waited / width)
+	// Slices passed without a byte are empty; zero them (at most a ring).
+	for s := g.slice + 1; s <= now && s <= g.slice+rateBuckets+1; s++ {
+		g.buckets[s%(rateBuckets+1)] = 0
+	}
+	g.slice = now
+	g.buckets[now%(rateBuckets+1)] += int64(n)
+}
+
+// windowBytes is what arrived in the last rateBuckets slices, the current
+// one included: about one timeout window of waiting.
+func (g *guardedBody) windowBytes() int64 {
+	var sum int64
+	for i := int64(0); i < rateBuckets; i++ {
+		s := g.slice - i
+		if s < 0 {
+			break
+		}
+		sum += g.buckets[s%(rateBuckets+1)]
+	}
+	return sum
+}
+
+// tooSlow judges the rate only once one full window of waiting is behind.
+func (g *guardedBody) tooSlow() bool {
+	if g.minRate <= 0 || g.waited < g.timeout {
+		return false
+	}
+	need := g.minRate * int64(g.timeout) / int64(time.Second)
+	return g.windowBytes() < need
+}
+
+func (g *guardedBody) Close() error {
+	g.timer.Stop()
+	err := g.body.Close()
+	g.cancel(errClosed)
+	return err
+}
