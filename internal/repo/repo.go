@@ -42,6 +42,7 @@ import (
 type Upstream interface {
 	fill.Source
 	Get(ctx context.Context, rel string, hdr http.Header) (*upstream.Response, error)
+	GetAt(ctx context.Context, base, rel string, hdr http.Header) (*upstream.Response, error)
 	RepomdHashes(ctx context.Context, root string) ([]upstream.Hash, bool, error)
 }
 
@@ -420,7 +421,7 @@ func (r *Repo) refresh(root string, st *rootState) (RefreshResult, error) {
 	if err := r.fetchFiles(ctx, root, g); err != nil {
 		return RefreshResult{}, err
 	}
-	if g.Signature, err = r.fetchSignature(ctx, root); err != nil {
+	if g.Signature, err = r.fetchSignature(ctx, root, resp.Base); err != nil {
 		return RefreshResult{}, err
 	}
 	if err := r.buildIndex(ctx, root, g); err != nil {
@@ -498,9 +499,10 @@ func (r *Repo) fetchFiles(ctx context.Context, root string, g *Generation) error
 	return eg.Wait()
 }
 
-// fetchSignature gets upstream's repomd.xml.asc; none (404) is fine.
-func (r *Repo) fetchSignature(ctx context.Context, root string) ([]byte, error) {
-	resp, err := r.opt.Up.Get(ctx, root+"repodata/repomd.xml.asc", nil)
+// fetchSignature gets repomd.xml.asc from the base that served
+// repomd.xml (a signature belongs to its mirror's copy); none (404) is fine.
+func (r *Repo) fetchSignature(ctx context.Context, root, base string) ([]byte, error) {
+	resp, err := r.opt.Up.GetAt(ctx, base, root+"repodata/repomd.xml.asc", nil)
 	if errors.Is(err, upstream.ErrNotFound) {
 		return nil, nil
 	}
