@@ -78,6 +78,7 @@ func checkSubpath(repo, p string) error {
 const (
 	kindRepomd    = "repomd"    // <root>repodata/repomd.xml
 	kindSignature = "signature" // <root>repodata/repomd.xml.asc
+	kindMetalink  = "metalink"  // <root>repodata/repomd.xml.metalink (made by the proxy)
 	kindRepodata  = "repodata"  // <root>repodata/<file>
 	kindPackage   = "package"   // *.rpm
 	kindDir       = "dir"       // ends in "/"
@@ -98,6 +99,8 @@ func classify(rel string) (kind, root string) {
 			return kindRepomd, root
 		case "repomd.xml.asc":
 			return kindSignature, root
+		case "repomd.xml.metalink":
+			return kindMetalink, root
 		}
 		return kindRepodata, root
 	case strings.HasSuffix(file, ".rpm"):

@@ -49,7 +49,9 @@ func (s *Server) handle(c *gin.Context) {
 	}
 	c.Set(logRepo, t.repo)
 	kind, root := classify(t.rel)
-	if v != ViewRaw && (kind == kindRepomd || kind == kindSignature || kind == kindRepodata) {
+	if kind == kindMetalink {
+		err = s.serveMetalink(c, re, v, root)
+	} else if v != ViewRaw && (kind == kindRepomd || kind == kindSignature || kind == kindRepodata) {
 		err = s.serveView(c, re, v, t.rel, kind, root)
 	} else {
 		switch kind {
