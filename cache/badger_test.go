@@ -76,6 +76,19 @@ func TestBadgerNoLeftoverChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantChunks(0)
+
+	// Replaced while open: the old chunks stay until the last Close.
+	cachetest.Put(t, s, "c", cache.Meta{}, cachetest.Bytes(4, 3*C), 0)
+	o, err := s.Get(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cachetest.Put(t, s, "c", cache.Meta{}, cachetest.Bytes(5, C), 0)
+	s.Settle()
+	wantChunks(4)
+	o.Close()
+	s.Settle()
+	wantChunks(1)
 }
 
 // TestBadgerReopen checks that a committed object survives close and reopen
