@@ -176,6 +176,12 @@ func lastVlog(t *testing.T, dir string) string {
 	return last
 }
 
+func findFile(t *testing.T, dir string, b []byte) string {
+	t.Helper()
+	p, _ := findInVlog(t, dir, b)
+	return p
+}
+
 // findInVlog returns the file and offset of b in the value log.
 func findInVlog(t *testing.T, dir string, b []byte) (string, int64) {
 	t.Helper()

@@ -74,16 +74,19 @@ func TestBadgerPausedReader(t *testing.T) {
 	s := openBadger(t, dir, opt)
 	defer s.Close()
 
-	// The paused object sits in the value-log file being written, the one
-	// the next rotation seals.
-	paused := cachetest.Bytes(1, objSize)
-	cachetest.Put(t, s, "paused", cache.Meta{}, paused, 0)
 	other := cachetest.Bytes(2, objSize)
 	cachetest.Put(t, s, "other", cache.Meta{}, other, 0)
 	if err := s.Delete(ctx, "other"); err != nil { // garbage for RunGC to find
 		t.Fatal(err)
 	}
-	cachetest.Put(t, s, "other", cache.Meta{}, other, 0)
+	cachetest.Put(t, s, "other", cache.Meta{}, other, 0) // fills the first file
+	// The paused object sits in the value-log file being written, the one
+	// the next rotation seals (which waits for readers of that file).
+	paused := cachetest.Bytes(1, objSize)
+	cachetest.Put(t, s, "paused", cache.Meta{}, paused, 0)
+	if in, last := findFile(t, dir, paused[100:164]), lastVlog(t, dir); in != last {
+		t.Fatalf("paused object in %s, want it in the file being written, %s", in, last)
+	}
 
 	o, err := s.Get(ctx, "paused")
 	if err != nil {
