@@ -280,49 +280,112 @@ func crashChild(dir string) {
 	os.Exit(3) // not killed: the parent reports the missing chunks
 }
 
+// copySink copies what it is given into a scratch buffer, as a write to a
+// socket copies into the kernel's buffers: a sink that did not touch the
+// bytes (io.Discard) would make reading straight from badger's mapping free.
+type copySink struct{ scratch []byte }
+
+func (w *copySink) Write(p []byte) (int, error) {
+	for rest := p; len(rest) > 0; {
+		rest = rest[copy(w.scratch, rest):]
+	}
+	return len(p), nil
+}
+
+// BenchmarkBadgerRead reads a 64 MiB object into a copySink: as the store
+// did before its Objects copied chunks out of badger ("direct", straight
+// from the mapping inside Item.Value), and as it does now with WriteTo
+// ("copy", with the chunk checksums as by default, without them, or with
+// badger's VerifyValueChecksum instead) and with Reads of 32 KiB, as
+// io.Copy to an http.ResponseWriter does.
 func BenchmarkBadgerRead(b *testing.B) {
 	const size = 64 << 20
-	s := openBadger(b, b.TempDir(), cache.DefaultBadgerOptions())
-	defer s.Close()
 	data := cachetest.Bytes(1, size)
-	cachetest.Put(b, s, "bench", cache.Meta{}, data, 32<<10)
-	ctx := context.Background()
-	buf := make([]byte, 32<<10) // what io.Copy to an http.ResponseWriter uses
-	b.SetBytes(size)
-	b.ResetTimer()
-	for b.Loop() {
-		o, err := s.Get(ctx, "bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, err := io.CopyBuffer(struct{ io.Writer }{io.Discard}, struct{ io.Reader }{o}, buf)
-		o.Close()
-		if err != nil || n != size {
-			b.Fatalf("read %d bytes: %v", n, err)
-		}
+	for _, c := range []struct {
+		name      string
+		direct    bool
+		chunkCRC  bool
+		badgerCRC bool
+		read32K   bool
+	}{
+		{name: "direct"},
+		{name: "copy", chunkCRC: false},
+		{name: "copy+crc32c", chunkCRC: true},
+		{name: "copy+badger-checksum", badgerCRC: true},
+		{name: "copy+crc32c/read32K", chunkCRC: true, read32K: true},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			opt := cache.DefaultBadgerOptions()
+			opt.VerifyValueChecksum = c.badgerCRC
+			s := openBadger(b, b.TempDir(), opt)
+			defer s.Close()
+			s.SetVerifyChunks(c.chunkCRC)
+			cachetest.Put(b, s, "bench", cache.Meta{}, data, 32<<10)
+			ctx := context.Background()
+			sink := &copySink{scratch: make([]byte, 256<<10)}
+			buf := make([]byte, 32<<10)
+			b.SetBytes(size)
+			b.ResetTimer()
+			for b.Loop() {
+				var n int64
+				var err error
+				switch {
+				case c.direct:
+					n, err = s.DirectWriteTo("bench", sink)
+				default:
+					var o cache.Object
+					if o, err = s.Get(ctx, "bench"); err != nil {
+						b.Fatal(err)
+					}
+					if c.read32K {
+						n, err = io.CopyBuffer(sink, struct{ io.Reader }{o}, buf)
+					} else {
+						n, err = o.(io.WriterTo).WriteTo(sink)
+					}
+					o.Close()
+				}
+				if err != nil || n != size {
+					b.Fatalf("read %d bytes: %v", n, err)
+				}
+			}
+		})
 	}
 }
 
+// BenchmarkBadgerWrite commits objects (Create, 32 KiB writes, Commit)
+// with and without SyncWrites: 16 MiB objects for throughput, 8 KiB ones
+// (a small RPM) for commits per second. Keys repeat, so commits replace.
 func BenchmarkBadgerWrite(b *testing.B) {
-	const size = 16 << 20
-	s := openBadger(b, b.TempDir(), cache.DefaultBadgerOptions())
-	defer s.Close()
-	data := cachetest.Bytes(1, size)
-	ctx := context.Background()
-	b.SetBytes(size)
-	b.ResetTimer()
-	for b.Loop() {
-		w, err := s.Create(ctx, "bench", cache.Meta{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for p := data; len(p) > 0; p = p[32<<10:] {
-			if _, err := w.Write(p[:32<<10]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := w.Commit(ctx); err != nil {
-			b.Fatal(err)
+	for _, size := range []int{16 << 20, 8 << 10} {
+		data := cachetest.Bytes(1, size)
+		for _, sync := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%dKiB/sync=%v", size>>10, sync), func(b *testing.B) {
+				opt := cache.DefaultBadgerOptions()
+				opt.SyncWrites = sync
+				s := openBadger(b, b.TempDir(), opt)
+				defer s.Close()
+				ctx := context.Background()
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				i := 0
+				for b.Loop() {
+					w, err := s.Create(ctx, fmt.Sprintf("bench/%d", i%16), cache.Meta{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					for p := data; len(p) > 0; {
+						k := min(len(p), 32<<10)
+						if _, err := w.Write(p[:k]); err != nil {
+							b.Fatal(err)
+						}
+						p = p[k:]
+					}
+					if err := w.Commit(ctx); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
 		}
 	}
 }
