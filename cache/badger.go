@@ -21,13 +21,20 @@ import (
 
 // Key layout in badger:
 //
-//	m/<key>              manifest: JSON of manifest (size, chunk count, write id, Meta, times)
+//	m/<key>              manifest: JSON of manifest (size, chunk count, write id, Meta, times, chunk CRCs)
 //	c/<id:8 BE><n:4 BE>  chunk n of the object written with write id <id>
 //
 // Chunks are written, each in its own transaction, as bytes arrive; the
-// manifest is written last, in one transaction that also deletes the chunks
-// of the object it replaces. A crash before that transaction leaves chunks no
-// manifest refers to; OpenBadger removes them.
+// manifest is written last, in one transaction. The chunks of the object it
+// replaces (or that Delete removes) are deleted right after, or at the last
+// Close of the Objects still reading them. A crash before the manifest, or
+// before those deletions, leaves chunks no manifest refers to; OpenBadger
+// removes them.
+//
+// Power loss: badger is not asked to fsync (SyncWrites), so the last
+// writes before a power loss may be lost or half written, in any order; the
+// chunk checksums make a read of such an object fail with ErrCorrupt (and
+// drop it) instead of serving other bytes.
 const (
 	manifestPrefix = "m/"
 	chunkPrefix    = "c/"
@@ -37,7 +44,8 @@ const (
 // BadgerOptions tunes the badger store. DefaultBadgerOptions gives values
 // for a small daemon: memory stays bounded (well under 100 MiB of heap) while
 // objects of any size stream in, because chunks go straight to badger's value
-// log and nothing holds a whole object in memory.
+// log and nothing holds a whole object in memory. Each Writer and each
+// Object being read holds one chunk buffer (from a pool) while open.
 type BadgerOptions struct {
 	// ChunkSize is the size of the pieces large objects are stored in. It is
 	// recorded per object, so changing it does not affect existing objects.
