@@ -185,8 +185,18 @@ type Badger struct {
 	retired map[uint64]*manifest // removed while leased: chunks deleted at the last Close
 
 	bg        sync.WaitGroup // deferred chunk deletions and drops of damaged objects
-	noVerify  bool           // tests only: skip the chunk checksums (to measure them)
 	corrupted atomic.Int64   // chunks that failed their checks
+
+	// verified holds the write ids of objects read whole, every chunk
+	// checked, since OpenBadger: their later reads skip the checksums.
+	// Damage from a crash or a power loss happened before this process
+	// opened the store, so a chunk checked once in it stays good (it is
+	// served from the page cache, or moved by GC from checked bytes).
+	// Bounded: when full it starts over.
+	verifiedMu sync.Mutex
+	verified   map[uint64]struct{}
+	noVerify   bool // tests only: skip the chunk checksums (to measure them)
+	noTrust    bool // tests only: check every read, verified or not
 
 	mapped      atomic.Int64  // bytes through the value-log mappings since the last release
 	releaseCh   chan struct{} // wakes the releaser
@@ -314,6 +324,7 @@ func OpenBadger(dir string, opt BadgerOptions) (*Badger, error) {
 		touches:     map[string]touch{},
 		leases:      map[uint64]int{},
 		retired:     map[uint64]*manifest{},
+		verified:    map[uint64]struct{}{},
 	}
 	if err := b.recover(); err != nil {
 		db.Close()
@@ -597,7 +608,34 @@ func (b *Badger) Get(ctx context.Context, key string) (Object, error) {
 		b.noteAccess(key, m.ID, now)
 		m.Accessed = now
 	}
-	return &badgerObject{b: b, key: key, m: *m, cur: -1}, nil
+	return &badgerObject{b: b, key: key, m: *m, cur: -1, trusted: b.isVerified(m.ID)}, nil
+}
+
+// maxVerified bounds Badger.verified (about 3 MiB).
+const maxVerified = 1 << 16
+
+func (b *Badger) isVerified(id uint64) bool {
+	if b.noTrust {
+		return false
+	}
+	b.verifiedMu.Lock()
+	defer b.verifiedMu.Unlock()
+	_, ok := b.verified[id]
+	return ok
+}
+
+func (b *Badger) setVerified(id uint64, on bool) {
+	b.verifiedMu.Lock()
+	defer b.verifiedMu.Unlock()
+	switch {
+	case !on:
+		delete(b.verified, id)
+	case len(b.verified) >= maxVerified:
+		clear(b.verified)
+		fallthrough
+	default:
+		b.verified[id] = struct{}{}
+	}
 }
 
 // release ends a lease on write id; at the last one, the chunks of an
@@ -649,6 +687,7 @@ func (b *Badger) reap(m *manifest) {
 
 // deleteChunks deletes all of m's chunks. The caller holds beginWrite.
 func (b *Badger) deleteChunks(m *manifest) error {
+	b.setVerified(m.ID, false)
 	b.garbage.Add(max(m.Size, 1))
 	return b.deleteRange(m.ID, 0, m.Chunks)
 }
@@ -1054,11 +1093,13 @@ type badgerObject struct {
 	key string
 	m   manifest
 
-	mu     sync.Mutex
-	off    int64  // Read/Seek position
-	cur    int64  // index of the chunk buf holds, or -1
-	buf    []byte // chunk cur, checked (from b.pool)
-	closed bool
+	mu      sync.Mutex
+	off     int64  // Read/Seek position
+	cur     int64  // index of the chunk buf holds, or -1
+	buf     []byte // chunk cur, checked (from b.pool)
+	trusted bool   // in b.verified: checksums skipped, lengths still checked
+	inOrder int64  // chunks 0..inOrder-1 were checked, so far in order
+	closed  bool
 }
 
 func (o *badgerObject) Info() Info { return o.m.info(o.key) }
@@ -1085,10 +1126,15 @@ func (o *badgerObject) chunk(n int64) ([]byte, error) {
 			return nil, fmt.Errorf("cache: read %q: %w", o.key, err)
 		}
 		if bad = err; bad == nil {
-			bad = o.m.check(n, k, o.buf, !o.b.noVerify)
+			bad = o.m.check(n, k, o.buf, !o.b.noVerify && !o.trusted)
 		}
 		if bad == nil {
 			o.cur = n
+			if n == o.inOrder && !o.trusted && !o.b.noVerify {
+				if o.inOrder++; o.inOrder == int64(o.m.Chunks) {
+					o.b.setVerified(o.m.ID, true)
+				}
+			}
 			return o.buf, nil
 		}
 	}

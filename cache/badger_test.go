@@ -294,10 +294,13 @@ func (w *copySink) Write(p []byte) (int, error) {
 
 // BenchmarkBadgerRead reads a 64 MiB object into a copySink: as the store
 // did before its Objects copied chunks out of badger ("direct", straight
-// from the mapping inside Item.Value), and as it does now with WriteTo
-// ("copy", with the chunk checksums as by default, without them, or with
-// badger's VerifyValueChecksum instead) and with Reads of 32 KiB, as
-// io.Copy to an http.ResponseWriter does.
+// from the mapping inside Item.Value), and as it does now with WriteTo:
+// "copy" without chunk checksums, "copy+crc32c/every-read" checking them on
+// every read (a first read after OpenBadger), "copy+crc32c" as by default
+// (checked on the first whole read, skipped on later ones),
+// "copy+badger-checksum" with badger's VerifyValueChecksum instead; and
+// "read32K" as the default with Reads of 32 KiB, as io.Copy to an
+// http.ResponseWriter does.
 func BenchmarkBadgerRead(b *testing.B) {
 	const size = 64 << 20
 	data := cachetest.Bytes(1, size)
@@ -305,11 +308,13 @@ func BenchmarkBadgerRead(b *testing.B) {
 		name      string
 		direct    bool
 		chunkCRC  bool
+		noTrust   bool
 		badgerCRC bool
 		read32K   bool
 	}{
 		{name: "direct"},
-		{name: "copy", chunkCRC: false},
+		{name: "copy"},
+		{name: "copy+crc32c/every-read", chunkCRC: true, noTrust: true},
 		{name: "copy+crc32c", chunkCRC: true},
 		{name: "copy+badger-checksum", badgerCRC: true},
 		{name: "copy+crc32c/read32K", chunkCRC: true, read32K: true},
@@ -320,6 +325,7 @@ func BenchmarkBadgerRead(b *testing.B) {
 			s := openBadger(b, b.TempDir(), opt)
 			defer s.Close()
 			s.SetVerifyChunks(c.chunkCRC)
+			s.SetTrustVerified(!c.noTrust)
 			cachetest.Put(b, s, "bench", cache.Meta{}, data, 32<<10)
 			ctx := context.Background()
 			sink := &copySink{scratch: make([]byte, 256<<10)}

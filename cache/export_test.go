@@ -28,6 +28,10 @@ func (b *Badger) Settle() { b.bg.Wait() }
 // their cost with it).
 func (b *Badger) SetVerifyChunks(on bool) { b.noVerify = !on }
 
+// SetTrustVerified turns off (or on again) the skipping of checksums for
+// objects already read whole and checked.
+func (b *Badger) SetTrustVerified(on bool) { b.noTrust = !on }
+
 // Corrupted counts the chunks that failed their checks.
 func (b *Badger) Corrupted() int64 { return b.corrupted.Load() }
 
