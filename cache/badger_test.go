@@ -481,3 +481,37 @@ func TestBadgerAccessedIsWritten(t *testing.T) {
 		t.Fatalf("Accessed after reopen %v, want after %v", again.Accessed, stored.Accessed)
 	}
 }
+
+// BenchmarkBadgerSmallHit is a cache hit on a small RPM: Get, io.Copy with
+// a 32 KiB buffer, Close, over 64 objects of 6 KiB (run with -benchmem:
+// the chunk buffers come from a pool).
+func BenchmarkBadgerSmallHit(b *testing.B) {
+	const size = 6 << 10
+	s := openBadger(b, b.TempDir(), cache.DefaultBadgerOptions())
+	defer s.Close()
+	for i := range 64 {
+		cachetest.Put(b, s, fmt.Sprintf("small/%d", i), cache.Meta{}, cachetest.Bytes(uint64(i), size), 0)
+	}
+	ctx := context.Background()
+	sink := &copySink{scratch: make([]byte, 32<<10)}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 32<<10)
+		i := 0
+		for pb.Next() {
+			o, err := s.Get(ctx, fmt.Sprintf("small/%d", i%64))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			n, err := io.CopyBuffer(sink, struct{ io.Reader }{o}, buf)
+			o.Close()
+			if err != nil || n != size {
+				b.Errorf("read %d bytes: %v", n, err)
+				return
+			}
+			i++
+		}
+	})
+}
