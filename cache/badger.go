@@ -569,6 +569,7 @@ func (b *Badger) Stat(ctx context.Context, key string) (Info, error) {
 		}
 		in = m.info(key)
 		b.overlayAccess(&in, m.ID)
+		in.Leased = b.leased(m.ID)
 		return nil
 	})
 	if err != nil {
@@ -636,6 +637,13 @@ func (b *Badger) setVerified(id uint64, on bool) {
 	default:
 		b.verified[id] = struct{}{}
 	}
+}
+
+// leased reports whether an Object of write id is open.
+func (b *Badger) leased(id uint64) bool {
+	b.leaseMu.Lock()
+	defer b.leaseMu.Unlock()
+	return b.leases[id] > 0
 }
 
 // release ends a lease on write id; at the last one, the chunks of an
@@ -920,6 +928,7 @@ func (b *Badger) listBatch(prefix string, start []byte) ([]Info, []byte, error) 
 			}
 			in := m.info(string(item.Key()[len(manifestPrefix):]))
 			b.overlayAccess(&in, m.ID)
+			in.Leased = b.leased(m.ID)
 			batch = append(batch, in)
 		}
 		return nil

@@ -413,6 +413,14 @@ func TestBadgerRunGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cachetest.Put(t, s, "free", cache.Meta{}, []byte("x"), 0)
+	leased := map[string]bool{}
+	if err := s.List(ctx, "", func(in cache.Info) error { leased[in.Key] = in.Leased; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := s.Stat(ctx, "k"); err != nil || !in.Leased || !leased["k"] || leased["free"] {
+		t.Errorf("Stat(k).Leased = %v (%v); List says k %v, free %v; want true, true, false", in.Leased, err, leased["k"], leased["free"])
+	}
 	if err := s.Delete(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
@@ -426,13 +434,22 @@ func TestBadgerRunGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	cachetest.Equal(t, "deleted object read across RunGC", got, data)
-	wantChunkKeys(t, s, 4)
+	wantChunkKeys(t, s, 4+1) // k's and free's
 	o.Close()
 	s.Settle()
-	wantChunkKeys(t, s, 4) // o2 is still open
+	wantChunkKeys(t, s, 4+1) // o2 is still open
 	o2.Close()
 	s.Settle()
-	wantChunkKeys(t, s, 0)
+	wantChunkKeys(t, s, 1) // "free"
+	cachetest.Put(t, s, "k", cache.Meta{}, data, 0)
+	o, err = s.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	if in, err := s.Stat(ctx, "k"); err != nil || in.Leased {
+		t.Errorf("Stat(k).Leased = %v (%v) after the last Close, want false", in.Leased, err)
+	}
 	if err := s.RunGC(ctx); err != nil {
 		t.Errorf("RunGC: %v", err)
 	}

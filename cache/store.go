@@ -50,6 +50,11 @@ type Info struct {
 	Meta     Meta
 	Stored   time.Time // when the object was committed
 	Accessed time.Time // last Get (coarse: stores may update it lazily)
+	// Leased says an Object is open on it now, in stores whose Delete
+	// frees an open object's space only at its last Close (the badger
+	// store): an evictor gains nothing by deleting it yet. Other stores
+	// leave it false.
+	Leased bool
 }
 
 // Object is an open, committed object.
