@@ -532,3 +532,47 @@ func BenchmarkBadgerSmallHit(b *testing.B) {
 		}
 	})
 }
+
+// TestBadgerTrustAfterWholeRead checks when an object's later reads may
+// skip the chunk checksums: only once one read checked every chunk, in
+// order, in this run; never after a reopen.
+func TestBadgerTrustAfterWholeRead(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openBadger(t, dir, testOptions())
+	data := cachetest.Bytes(7, 3*cachetest.ChunkSize+5)
+	cachetest.Put(t, s, "k", cache.Meta{}, data, 0)
+	if s.Trusted("k") {
+		t.Fatal("trusted before any read")
+	}
+	o, err := s.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last chunk, then the first: not all of it, not in order.
+	if _, err := o.ReadAt(make([]byte, 10), int64(len(data))-10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.ReadAt(make([]byte, 10), 0); err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	if s.Trusted("k") {
+		t.Fatal("trusted after a partial read")
+	}
+	got, _ := cachetest.ReadAll(t, s, "k")
+	cachetest.Equal(t, "whole read", got, data)
+	if !s.Trusted("k") {
+		t.Fatal("not trusted after a whole read")
+	}
+	got, _ = cachetest.ReadAll(t, s, "k")
+	cachetest.Equal(t, "trusted read", got, data)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openBadger(t, dir, testOptions())
+	defer s.Close()
+	if s.Trusted("k") {
+		t.Fatal("trusted after a reopen")
+	}
+}
