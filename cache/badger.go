@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -20,13 +21,20 @@ import (
 
 // Key layout in badger:
 //
-//	m/<key>              manifest: JSON of manifest (size, chunk count, write id, Meta, times)
+//	m/<key>              manifest: JSON of manifest (size, chunk count, write id, Meta, times, chunk CRCs)
 //	c/<id:8 BE><n:4 BE>  chunk n of the object written with write id <id>
 //
 // Chunks are written, each in its own transaction, as bytes arrive; the
-// manifest is written last, in one transaction that also deletes the chunks
-// of the object it replaces. A crash before that transaction leaves chunks no
-// manifest refers to; OpenBadger removes them.
+// manifest is written last, in one transaction. The chunks of the object it
+// replaces (or that Delete removes) are deleted right after, or at the last
+// Close of the Objects still reading them. A crash before the manifest, or
+// before those deletions, leaves chunks no manifest refers to; OpenBadger
+// removes them.
+//
+// Power loss: badger is not asked to fsync (SyncWrites), so the last
+// writes before a power loss may be lost or half written, in any order; the
+// chunk checksums make a read of such an object fail with ErrCorrupt (and
+// drop it) instead of serving other bytes.
 const (
 	manifestPrefix = "m/"
 	chunkPrefix    = "c/"
@@ -36,7 +44,8 @@ const (
 // BadgerOptions tunes the badger store. DefaultBadgerOptions gives values
 // for a small daemon: memory stays bounded (well under 100 MiB of heap) while
 // objects of any size stream in, because chunks go straight to badger's value
-// log and nothing holds a whole object in memory.
+// log and nothing holds a whole object in memory. Each Writer and each
+// Object being read holds one chunk buffer (from a pool) while open.
 type BadgerOptions struct {
 	// ChunkSize is the size of the pieces large objects are stored in. It is
 	// recorded per object, so changing it does not affect existing objects.
@@ -60,7 +69,21 @@ type BadgerOptions struct {
 	ValueThreshold   int64 // values at least this long go to the value log
 	ValueLogFileSize int64 // size at which a value-log file is rotated
 	NumCompactors    int   // badger needs at least 2
-	SyncWrites       bool  // fsync every commit (only power loss needs it; kill -9 does not)
+
+	// SyncWrites makes badger fsync every write (each chunk and each
+	// manifest) before it returns. Off by default: kill -9 loses nothing
+	// without it (badger's files are mapped, the page cache survives the
+	// process), and a power loss can only lose or damage recently written
+	// objects, which the per-chunk checksums catch on read (see Badger);
+	// a cache refetches what it lost. docs/BENCHMARKS.md has its cost.
+	SyncWrites bool
+	// VerifyValueChecksum makes badger check its own CRC of a value-log
+	// entry on every read of it. Off by default: every chunk is checked
+	// against the checksum in its object's manifest when it is read, which
+	// also catches a value that is intact but not the chunk asked for;
+	// badger's check would repeat the same work (its cost is measured in
+	// docs/BENCHMARKS.md).
+	VerifyValueChecksum bool
 
 	// ReleaseMappedEvery is how many bytes may be written or read through
 	// badger's memory-mapped value-log files between two releases of their
@@ -116,10 +139,24 @@ func DefaultBadgerOptions() BadgerOptions {
 }
 
 // Badger is a Store backed by a badger database in a directory.
+//
+// Reading never holds a badger lock or transaction while bytes go to a
+// caller: an Object copies each chunk out of badger (in a short read
+// transaction) into a pooled buffer, checks it against the chunk's
+// checksum, and serves the copy. A client that stops reading therefore
+// holds only its own buffer and its lease, never badger's value-log locks
+// (which a value-log rotation, and with it every commit, would wait for).
+//
+// Leases replace the snapshot an open Object used to read from: Get takes
+// a lease on the object's write id, and Delete or a replacing Commit that
+// finds the object leased leaves its chunks in place until the last Close.
+// So an open Object reads its chunks by key, always finding them, and
+// value-log GC runs whenever it is due, open Objects or not.
 type Badger struct {
-	db  *badger.DB
-	opt BadgerOptions
-	dir string // absolute, symlinks resolved: as /proc/self/maps names it
+	db   *badger.DB
+	opt  BadgerOptions
+	dir  string // absolute, symlinks resolved: as /proc/self/maps names it
+	pool bufPool
 
 	nextID  atomic.Uint64 // last write id handed out
 	objects atomic.Int64
@@ -127,17 +164,39 @@ type Badger struct {
 	garbage atomic.Int64 // bytes deleted, replaced or cancelled since the last compact
 	orphans int64        // chunks removed by OpenBadger
 
-	// closeMu is held for reading by every operation that calls badger
-	// (but not by open Objects), for writing by Close and by release, which
-	// must not run while badger may remap or unmap a value-log file; only
-	// writes, iterators and GC do that.
+	// closeMu is held for reading by every operation that calls badger,
+	// including an Object's chunk reads, for writing by Close and by
+	// release, which must not run while badger may remap or unmap a
+	// value-log file; only writes, iterators and GC do that.
 	closeMu sync.RWMutex
 	closed  bool
+	// writeMu is held for reading by every write to badger and for
+	// writing by the steps of RunGC (and release): the compaction refuses
+	// concurrent writes, and badger's value-log rewrite races them. Reads
+	// never take it, so GC does not hold up cache hits. Taken before
+	// closeMu.
+	writeMu sync.RWMutex
 
-	// readers is held for reading by every open Object and for writing by
-	// RunGC while badger rewrites value-log files: GC moves values and
-	// drops those of deleted objects, which open Objects may still read.
-	readers sync.RWMutex
+	// leaseMu guards leases and retired, and is held by Get across its
+	// manifest read, so that a Delete or Commit that checks for a lease
+	// after its transaction either sees Get's lease or Get sees its change.
+	leaseMu sync.Mutex
+	leases  map[uint64]int       // write id -> open Objects
+	retired map[uint64]*manifest // removed while leased: chunks deleted at the last Close
+
+	bg        sync.WaitGroup // deferred chunk deletions and drops of damaged objects
+	corrupted atomic.Int64   // chunks that failed their checks
+
+	// verified holds the write ids of objects read whole, every chunk
+	// checked, since OpenBadger: their later reads skip the checksums.
+	// Damage from a crash or a power loss happened before this process
+	// opened the store, so a chunk checked once in it stays good (it is
+	// served from the page cache, or moved by GC from checked bytes).
+	// Bounded: when full it starts over.
+	verifiedMu sync.Mutex
+	verified   map[uint64]struct{}
+	noVerify   bool // tests only: skip the chunk checksums (to measure them)
+	noTrust    bool // tests only: check every read, verified or not
 
 	mapped      atomic.Int64  // bytes through the value-log mappings since the last release
 	releaseCh   chan struct{} // wakes the releaser
@@ -162,6 +221,41 @@ type manifest struct {
 	Meta      Meta      `json:"meta"`
 	Stored    time.Time `json:"stored"`
 	Accessed  time.Time `json:"accessed"`
+	// Sums holds the CRC-32C (Castagnoli) of every chunk, 4 bytes each,
+	// big-endian, each over the chunk's key and then its bytes, so that a
+	// value that is intact but belongs to another chunk fails too.
+	// Manifests written before it existed have none; their chunks are
+	// checked by length only.
+	Sums []byte `json:"crc32c,omitempty"`
+}
+
+// chunkLen is the length chunk n of the object must have.
+func (m *manifest) chunkLen(n int64) int {
+	if n < int64(m.Chunks)-1 {
+		return int(m.ChunkSize)
+	}
+	return int(m.Size - n*m.ChunkSize)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// chunkSum is what Sums holds for a chunk: CRC-32C of its key, then its bytes.
+func chunkSum(key, v []byte) uint32 {
+	return crc32.Update(crc32.Update(0, castagnoli, key), castagnoli, v)
+}
+
+// check reports how chunk n, read as v, differs from what was written.
+func (m *manifest) check(n int64, key, v []byte, verify bool) error {
+	if want := m.chunkLen(n); len(v) != want {
+		return fmt.Errorf("chunk %d has %d bytes, want %d", n, len(v), want)
+	}
+	if !verify || len(m.Sums) != 4*int(m.Chunks) {
+		return nil
+	}
+	if got, want := chunkSum(key, v), binary.BigEndian.Uint32(m.Sums[4*n:]); got != want {
+		return fmt.Errorf("chunk %d has CRC-32C %08x, want %08x", n, got, want)
+	}
+	return nil
 }
 
 func (m *manifest) info(key string) Info {
@@ -202,6 +296,7 @@ func OpenBadger(dir string, opt BadgerOptions) (*Badger, error) {
 		WithValueLogFileSize(opt.ValueLogFileSize).
 		WithNumCompactors(opt.NumCompactors).
 		WithSyncWrites(opt.SyncWrites).
+		WithVerifyValueChecksum(opt.VerifyValueChecksum).
 		// The LSM holds keys, manifests and value pointers only: compressing
 		// them buys little, and package payloads are compressed already.
 		WithCompression(options.None).
@@ -227,6 +322,9 @@ func OpenBadger(dir string, opt BadgerOptions) (*Badger, error) {
 		releaseStop: make(chan struct{}),
 		releaseDone: make(chan struct{}),
 		touches:     map[string]touch{},
+		leases:      map[uint64]int{},
+		retired:     map[uint64]*manifest{},
+		verified:    map[uint64]struct{}{},
 	}
 	if err := b.recover(); err != nil {
 		db.Close()
@@ -258,16 +356,19 @@ func (b *Badger) releaser() {
 		case <-b.releaseStop:
 			return
 		case <-tick.C:
-			if done, err := b.begin(context.Background()); err == nil {
+			if done, err := b.beginWrite(context.Background()); err == nil {
 				b.writeTouches()
 				done()
 			}
 		case <-b.releaseCh:
+			// writeMu first: waiting for a GC step there holds up no reader.
+			b.writeMu.Lock()
 			b.closeMu.Lock()
 			if !b.closed {
 				releaseMapped(b.dir)
 			}
 			b.closeMu.Unlock()
+			b.writeMu.Unlock()
 		}
 	}
 }
@@ -348,18 +449,53 @@ func (b *Badger) begin(ctx context.Context) (func(), error) {
 	return b.closeMu.RUnlock, nil
 }
 
-// Close implements Store.
+// beginWrite is begin for operations that write to badger: it also keeps
+// them out of RunGC's steps.
+func (b *Badger) beginWrite(ctx context.Context) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.writeMu.RLock()
+	done, err := b.begin(ctx)
+	if err != nil {
+		b.writeMu.RUnlock()
+		return nil, err
+	}
+	return func() { done(); b.writeMu.RUnlock() }, nil
+}
+
+// background runs fn in a goroutine that Close waits for, unless the store
+// is closed (then fn's work is left to the next OpenBadger: orphan chunks).
+// The caller must hold none of the store's locks.
+func (b *Badger) background(fn func()) {
+	b.closeMu.RLock()
+	defer b.closeMu.RUnlock()
+	if b.closed {
+		return
+	}
+	b.bg.Add(1)
+	go func() {
+		defer b.bg.Done()
+		fn()
+	}()
+}
+
+// Close implements Store. Objects still open fail their reads afterwards;
+// the chunks of those deleted or replaced while open are removed by the
+// next OpenBadger.
 func (b *Badger) Close() error {
 	b.closeMu.Lock()
-	defer b.closeMu.Unlock()
 	if b.closed {
+		b.closeMu.Unlock()
 		return nil
 	}
 	b.closed = true
+	b.closeMu.Unlock()
 	close(b.releaseStop)
-	b.closeMu.Unlock() // the releaser may be waiting for it
 	<-b.releaseDone
-	b.closeMu.Lock()
+	b.bg.Wait()
+	b.closeMu.Lock() // waits for the operations in flight
+	defer b.closeMu.Unlock()
 	b.writeTouches()
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("cache: close badger: %w", wrapErr(err))
@@ -433,6 +569,7 @@ func (b *Badger) Stat(ctx context.Context, key string) (Info, error) {
 		}
 		in = m.info(key)
 		b.overlayAccess(&in, m.ID)
+		in.Leased = b.leased(m.ID)
 		return nil
 	})
 	if err != nil {
@@ -441,22 +578,30 @@ func (b *Badger) Stat(ctx context.Context, key string) (Info, error) {
 	return in, nil
 }
 
-// Get implements Store. The returned Object reads from a snapshot taken
-// now: later commits and deletes of the key do not affect it. It holds a
-// badger read transaction until Close, which delays the reclaiming of space
-// of objects replaced meanwhile, so callers must close it promptly.
+// Get implements Store. The returned Object holds a lease on the object
+// it found: later commits and deletes of the key do not affect it, and its
+// chunks stay in the store until it is closed. It holds no badger
+// transaction or lock between reads, so a caller that is slow to read (or
+// never closes it) delays no other operation; only the space of an object
+// deleted or replaced meanwhile waits for its Close.
 func (b *Badger) Get(ctx context.Context, key string) (Object, error) {
 	done, err := b.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	b.readers.RLock()
-	txn := b.db.NewTransaction(false)
-	m, err := getManifest(txn, key)
+	b.leaseMu.Lock()
+	var m *manifest
+	err = b.db.View(func(txn *badger.Txn) error {
+		var err error
+		m, err = getManifest(txn, key)
+		return err
+	})
+	if err == nil {
+		b.leases[m.ID]++
+	}
+	b.leaseMu.Unlock()
 	if err != nil {
-		txn.Discard()
-		b.readers.RUnlock()
 		return nil, fmt.Errorf("cache: get %q: %w", key, wrapErr(err))
 	}
 	now := time.Now()
@@ -464,7 +609,101 @@ func (b *Badger) Get(ctx context.Context, key string) (Object, error) {
 		b.noteAccess(key, m.ID, now)
 		m.Accessed = now
 	}
-	return &badgerObject{b: b, txn: txn, key: key, m: *m, cur: -1}, nil
+	return &badgerObject{b: b, key: key, m: *m, cur: -1, trusted: b.isVerified(m.ID)}, nil
+}
+
+// maxVerified bounds Badger.verified (about 3 MiB).
+const maxVerified = 1 << 16
+
+func (b *Badger) isVerified(id uint64) bool {
+	if b.noTrust {
+		return false
+	}
+	b.verifiedMu.Lock()
+	defer b.verifiedMu.Unlock()
+	_, ok := b.verified[id]
+	return ok
+}
+
+func (b *Badger) setVerified(id uint64, on bool) {
+	b.verifiedMu.Lock()
+	defer b.verifiedMu.Unlock()
+	switch {
+	case !on:
+		delete(b.verified, id)
+	case len(b.verified) >= maxVerified:
+		clear(b.verified)
+		fallthrough
+	default:
+		b.verified[id] = struct{}{}
+	}
+}
+
+// leased reports whether an Object of write id is open.
+func (b *Badger) leased(id uint64) bool {
+	b.leaseMu.Lock()
+	defer b.leaseMu.Unlock()
+	return b.leases[id] > 0
+}
+
+// release ends a lease on write id; at the last one, the chunks of an
+// object removed meanwhile are deleted (in the background).
+func (b *Badger) release(id uint64) {
+	b.leaseMu.Lock()
+	var m *manifest
+	if b.leases[id]--; b.leases[id] <= 0 {
+		delete(b.leases, id)
+		m = b.retired[id]
+		delete(b.retired, id)
+	}
+	b.leaseMu.Unlock()
+	if m != nil {
+		b.background(func() { b.reap(m) })
+	}
+}
+
+// retire accounts for an object that a committed transaction removed or
+// replaced, and deletes its chunks, or leaves that to the last Close of
+// the Objects that read it. The caller holds beginWrite; chunks a failure
+// leaves behind are orphans, which the next OpenBadger removes.
+func (b *Badger) retire(old *manifest) error {
+	b.objects.Add(-1)
+	b.bytes.Add(-old.Size)
+	b.leaseMu.Lock()
+	leased := b.leases[old.ID] > 0
+	if leased {
+		b.retired[old.ID] = old
+	}
+	b.leaseMu.Unlock()
+	if leased {
+		return nil
+	}
+	return b.deleteChunks(old)
+}
+
+// reap deletes the chunks of an object retired while leased.
+func (b *Badger) reap(m *manifest) {
+	done, err := b.beginWrite(context.Background())
+	if err != nil {
+		return // closed: the chunks are orphans now
+	}
+	defer done()
+	if err := b.deleteChunks(m); err != nil {
+		b.warn("cache: delete chunks of a closed object", "id", m.ID, "err", err)
+	}
+}
+
+// deleteChunks deletes all of m's chunks. The caller holds beginWrite.
+func (b *Badger) deleteChunks(m *manifest) error {
+	b.setVerified(m.ID, false)
+	b.garbage.Add(max(m.Size, 1))
+	return b.deleteRange(m.ID, 0, m.Chunks)
+}
+
+func (b *Badger) warn(msg string, args ...any) {
+	if b.opt.Logger != nil {
+		b.opt.Logger.Warn(msg, args...)
+	}
 }
 
 // touch is an access not yet written to the object's manifest.
@@ -529,7 +768,7 @@ func (b *Badger) writeTouches() {
 
 // UpdateMeta implements Store.
 func (b *Badger) UpdateMeta(ctx context.Context, key string, fn func(*Meta)) error {
-	done, err := b.begin(ctx)
+	done, err := b.beginWrite(ctx)
 	if err != nil {
 		return err
 	}
@@ -550,15 +789,15 @@ func (b *Badger) UpdateMeta(ctx context.Context, key string, fn func(*Meta)) err
 	return nil
 }
 
-// Delete implements Store.
+// Delete implements Store. The object's chunks go at once, or at the last
+// Close of the Objects reading it.
 func (b *Badger) Delete(ctx context.Context, key string) error {
-	done, err := b.begin(ctx)
+	done, err := b.beginWrite(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
 	var old *manifest
-	var rest uint32
 	err = b.update(ctx, func(txn *badger.Txn) error {
 		old = nil
 		m, err := getManifest(txn, key)
@@ -568,38 +807,49 @@ func (b *Badger) Delete(ctx context.Context, key string) error {
 		if err != nil {
 			return err
 		}
-		if err := txn.Delete(manifestKey(key)); err != nil {
-			return err
-		}
 		old = m
-		rest, err = deleteChunks(txn, m)
-		return err
+		return txn.Delete(manifestKey(key))
 	})
 	if err != nil {
 		return fmt.Errorf("cache: delete %q: %w", key, wrapErr(err))
 	}
 	if old != nil {
-		if err := b.forget(old, rest); err != nil {
+		if err := b.retire(old); err != nil {
 			return fmt.Errorf("cache: delete %q: %w", key, err)
 		}
 	}
 	return nil
 }
 
-// deleteChunks deletes m's chunks within txn. If the transaction cannot hold
-// them all it returns the first chunk left, for forget to remove after the
-// commit (until then they are orphans, unreachable and harmless).
-func deleteChunks(txn *badger.Txn, m *manifest) (uint32, error) {
-	for n := uint32(0); n < m.Chunks; n++ {
-		err := txn.Delete(chunkKey(m.ID, n))
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			return n, nil
-		}
-		if err != nil {
-			return 0, err
-		}
+// dropDamaged deletes key if it still holds the object of write id, whose
+// chunk failed its checks, so that the next Get misses and the object is
+// fetched again. Its chunks go at the last Close, as for any Delete.
+func (b *Badger) dropDamaged(key string, id uint64) {
+	done, err := b.beginWrite(context.Background())
+	if err != nil {
+		return
 	}
-	return m.Chunks, nil
+	defer done()
+	var old *manifest
+	err = b.update(context.Background(), func(txn *badger.Txn) error {
+		old = nil
+		m, err := getManifest(txn, key)
+		if err != nil || m.ID != id {
+			return nil // gone or replaced meanwhile; a bad manifest is for Delete
+		}
+		old = m
+		return txn.Delete(manifestKey(key))
+	})
+	if err == nil && old != nil {
+		err = b.retire(old)
+	}
+	if err != nil {
+		b.warn("cache: drop damaged object", "key", key, "err", err)
+		return
+	}
+	if old != nil {
+		b.warn("cache: object failed its checksum; dropped", "key", key)
+	}
 }
 
 // deleteKeys deletes keys outside any transaction, in a write batch.
@@ -624,15 +874,6 @@ func (b *Badger) deleteRange(id uint64, from, to uint32) error {
 		keys = append(keys, chunkKey(id, n))
 	}
 	return b.deleteKeys(keys)
-}
-
-// forget accounts for an object removed or replaced by a committed
-// transaction, and deletes the chunks that did not fit in it (from on).
-func (b *Badger) forget(old *manifest, from uint32) error {
-	b.objects.Add(-1)
-	b.bytes.Add(-old.Size)
-	b.garbage.Add(max(old.Size, 1))
-	return b.deleteRange(old.ID, from, old.Chunks)
 }
 
 // List implements Store. It reads manifests in batches and calls fn with no
@@ -687,6 +928,7 @@ func (b *Badger) listBatch(prefix string, start []byte) ([]Info, []byte, error) 
 			}
 			in := m.info(string(item.Key()[len(manifestPrefix):]))
 			b.overlayAccess(&in, m.ID)
+			in.Leased = b.leased(m.ID)
 			batch = append(batch, in)
 		}
 		return nil
@@ -714,7 +956,8 @@ type badgerWriter struct {
 	key    string
 	meta   Meta
 	id     uint64
-	buf    []byte // the chunk being filled
+	buf    []byte // the chunk being filled (from b.pool)
+	sums   []byte // chunkSum of each chunk written, for the manifest
 	chunks uint32 // chunks written to badger
 	size   int64
 	done   bool  // committed or cancelled
@@ -732,7 +975,7 @@ func (w *badgerWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		if w.buf == nil {
-			w.buf = make([]byte, 0, cs)
+			w.buf = w.b.pool.get(cs)
 		}
 		n := min(cs-len(w.buf), len(p))
 		w.buf = append(w.buf, p[:n]...)
@@ -750,12 +993,12 @@ func (w *badgerWriter) Write(p []byte) (int, error) {
 }
 
 // flush writes the buffered chunk (badger copies it into its value log
-// before Commit returns, so the buffer is reused).
+// before Update returns, so the buffer is reused).
 func (w *badgerWriter) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	done, err := w.b.begin(context.Background())
+	done, err := w.b.beginWrite(context.Background())
 	if err != nil {
 		return err
 	}
@@ -764,10 +1007,17 @@ func (w *badgerWriter) flush() error {
 	if err := w.b.db.Update(func(txn *badger.Txn) error { return txn.Set(k, w.buf) }); err != nil {
 		return fmt.Errorf("cache: write chunk of %q: %w", w.key, wrapErr(err))
 	}
+	w.sums = binary.BigEndian.AppendUint32(w.sums, chunkSum(k, w.buf))
 	w.chunks++
 	w.b.noteMapped(int64(len(w.buf)))
 	w.buf = w.buf[:0]
 	return nil
+}
+
+// dropBuf gives the chunk buffer back to the pool.
+func (w *badgerWriter) dropBuf() {
+	w.b.pool.put(w.buf)
+	w.buf = nil
 }
 
 func (w *badgerWriter) Commit(ctx context.Context) error {
@@ -784,8 +1034,8 @@ func (w *badgerWriter) Commit(ctx context.Context) error {
 		w.err = err
 		return err
 	}
-	w.buf = nil
-	done, err := w.b.begin(context.Background())
+	w.dropBuf()
+	done, err := w.b.beginWrite(context.Background())
 	if err != nil {
 		return err
 	}
@@ -793,30 +1043,20 @@ func (w *badgerWriter) Commit(ctx context.Context) error {
 	now := time.Now()
 	m := &manifest{
 		Size: w.size, Chunks: w.chunks, ChunkSize: int64(w.b.opt.ChunkSize), ID: w.id,
-		Meta: w.meta, Stored: now, Accessed: now,
+		Meta: w.meta, Stored: now, Accessed: now, Sums: w.sums,
 	}
 	var old *manifest
-	var rest uint32
 	err = w.b.update(ctx, func(txn *badger.Txn) error {
 		old = nil
 		prev, err := getManifest(txn, w.key)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
-			err = nil
 		case err != nil:
 			return err
 		default:
 			old = prev
 		}
-		// The manifest goes first so that, should the old chunks not all fit
-		// in this transaction, the swap itself still happens atomically.
-		if err := putManifest(txn, w.key, m); err != nil {
-			return err
-		}
-		if old != nil {
-			rest, err = deleteChunks(txn, old)
-		}
-		return err
+		return putManifest(txn, w.key, m)
 	})
 	if err != nil {
 		w.err = fmt.Errorf("cache: commit %q: %w", w.key, wrapErr(err))
@@ -828,7 +1068,7 @@ func (w *badgerWriter) Commit(ctx context.Context) error {
 	if old != nil {
 		// The new object is committed; chunks left over on an error are
 		// orphans that the next OpenBadger removes.
-		_ = w.b.forget(old, rest)
+		_ = w.b.retire(old)
 	}
 	return nil
 }
@@ -838,12 +1078,12 @@ func (w *badgerWriter) Cancel() error {
 		return nil
 	}
 	w.done = true
-	w.buf = nil
+	w.dropBuf()
 	if w.chunks == 0 {
 		return nil
 	}
 	w.b.garbage.Add(int64(w.chunks) * int64(w.b.opt.ChunkSize))
-	done, err := w.b.begin(context.Background())
+	done, err := w.b.beginWrite(context.Background())
 	if err != nil {
 		return nil // the chunks are orphans; the next OpenBadger removes them
 	}
@@ -854,38 +1094,93 @@ func (w *badgerWriter) Cancel() error {
 	return nil
 }
 
-// badgerObject reads a committed object through a read-only transaction,
-// i.e. from the snapshot in which Get found it.
+// badgerObject reads a committed object under a lease (see Badger): chunk
+// by chunk, each copied out of badger into buf and checked before any of
+// it is handed out.
 type badgerObject struct {
 	b   *Badger
-	txn *badger.Txn
 	key string
 	m   manifest
 
-	mu     sync.Mutex
-	off    int64        // Read/Seek position
-	cur    int64        // index of the chunk item holds, or -1
-	item   *badger.Item // chunk cur; its value is read in place, never copied whole
-	closed bool
+	mu      sync.Mutex
+	off     int64  // Read/Seek position
+	cur     int64  // index of the chunk buf holds, or -1
+	buf     []byte // chunk cur, checked (from b.pool)
+	trusted bool   // in b.verified: checksums skipped, lengths still checked
+	inOrder int64  // chunks 0..inOrder-1 were checked, so far in order
+	closed  bool
 }
 
 func (o *badgerObject) Info() Info { return o.m.info(o.key) }
 
-// chunk returns the item of chunk n. o.mu must be held.
-func (o *badgerObject) chunk(n int64) (*badger.Item, error) {
+// chunk returns chunk n, checked. o.mu must be held.
+func (o *badgerObject) chunk(n int64) ([]byte, error) {
 	if n == o.cur {
-		return o.item, nil
+		return o.buf, nil
 	}
-	item, err := o.txn.Get(chunkKey(o.m.ID, uint32(n)))
-	if err != nil {
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil, fmt.Errorf("cache: read %q: chunk %d missing", o.key, n)
+	o.cur = -1
+	want := o.m.chunkLen(n)
+	if cap(o.buf) < want {
+		o.b.pool.put(o.buf)
+		o.buf = o.b.pool.get(want)
+	}
+	k := chunkKey(o.m.ID, uint32(n))
+	var bad error
+	// A second try covers a value-log file that GC deleted between the
+	// lookup and the copy (the chunk is then at its new place).
+	for range 2 {
+		var err error
+		o.buf, err = o.b.readChunk(k, o.buf[:0])
+		if err != nil && !errors.Is(err, errChunkMissing) {
+			return nil, fmt.Errorf("cache: read %q: %w", o.key, err)
 		}
-		return nil, fmt.Errorf("cache: read %q: %w", o.key, wrapErr(err))
+		if bad = err; bad == nil {
+			bad = o.m.check(n, k, o.buf, !o.b.noVerify && !o.trusted)
+		}
+		if bad == nil {
+			o.cur = n
+			if n == o.inOrder && !o.trusted && !o.b.noVerify {
+				if o.inOrder++; o.inOrder == int64(o.m.Chunks) {
+					o.b.setVerified(o.m.ID, true)
+				}
+			}
+			return o.buf, nil
+		}
 	}
-	o.cur, o.item = n, item
-	o.b.noteMapped(item.ValueSize())
-	return item, nil
+	o.b.corrupted.Add(1)
+	key, id := o.key, o.m.ID
+	o.b.background(func() { o.b.dropDamaged(key, id) })
+	return nil, fmt.Errorf("cache: read %q: %w: %v", o.key, ErrCorrupt, bad)
+}
+
+var errChunkMissing = errors.New("chunk missing")
+
+// readChunk copies the value of chunk key k into dst, in a read
+// transaction of its own that ends before it returns.
+func (b *Badger) readChunk(k, dst []byte) ([]byte, error) {
+	done, err := b.begin(context.Background())
+	if err != nil {
+		return dst, err
+	}
+	defer done()
+	err = b.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(k)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return errChunkMissing
+		}
+		if err != nil {
+			return err
+		}
+		// A value badger fails to read comes back empty, without an error;
+		// the length check catches it.
+		dst, err = item.ValueCopy(dst)
+		return err
+	})
+	if err != nil && !errors.Is(err, errChunkMissing) {
+		err = wrapErr(err)
+	}
+	b.noteMapped(int64(len(dst)))
+	return dst, err
 }
 
 // readAt fills p from offset off. o.mu must be held.
@@ -896,8 +1191,11 @@ func (o *badgerObject) readAt(p []byte, off int64) (int, error) {
 	if off >= o.m.Size && !o.closed {
 		return 0, io.EOF
 	}
-	n, err := o.walk(off, int64(len(p)), func(v []byte, done int64) (int, error) {
-		return copy(p[done:], v), nil
+	var done int
+	n, err := o.walk(off, int64(len(p)), func(v []byte) (int, error) {
+		c := copy(p[done:], v)
+		done += c
+		return c, nil
 	})
 	if err == nil && n < int64(len(p)) {
 		err = io.EOF
@@ -906,35 +1204,29 @@ func (o *badgerObject) readAt(p []byte, off int64) (int, error) {
 }
 
 // walk hands fn the object's bytes from off on, chunk by chunk and at most
-// limit bytes in all, straight from badger's value (fn must not keep it);
-// done is how many bytes fn took so far. It returns the bytes fn took.
-func (o *badgerObject) walk(off, limit int64, fn func(v []byte, done int64) (int, error)) (int64, error) {
+// limit bytes in all, from the object's checked copy of each chunk (fn must
+// not keep it). It returns the bytes fn took.
+func (o *badgerObject) walk(off, limit int64, fn func(v []byte) (int, error)) (int64, error) {
 	if o.closed {
 		return 0, errors.New("cache: read of closed object")
 	}
 	cs := o.m.ChunkSize
 	var done int64
 	for done < limit && off < o.m.Size {
-		item, err := o.chunk(off / cs)
+		v, err := o.chunk(off / cs)
 		if err != nil {
 			return done, err
 		}
-		in := off % cs
-		var n int
-		err = item.Value(func(v []byte) error {
-			if in >= int64(len(v)) {
-				return fmt.Errorf("cache: read %q: chunk %d too short", o.key, off/cs)
-			}
-			v = v[in:]
-			if rest := limit - done; int64(len(v)) > rest {
-				v = v[:rest]
-			}
-			var ferr error
-			n, ferr = fn(v, done)
-			return ferr
-		})
+		v = v[off%cs:]
+		if rest := limit - done; int64(len(v)) > rest {
+			v = v[:rest]
+		}
+		n, err := fn(v)
 		done += int64(n)
 		off += int64(n)
+		if err == nil && n < len(v) {
+			err = io.ErrShortWrite
+		}
 		if err != nil {
 			return done, err
 		}
@@ -956,12 +1248,13 @@ func (o *badgerObject) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// WriteTo writes the object from the current offset to its end straight
-// from badger's chunks, without an intermediate buffer (io.WriterTo).
+// WriteTo writes the object from the current offset to its end from its
+// checked chunk copies, without a further buffer (io.WriterTo). No badger
+// lock is held while w.Write runs.
 func (o *badgerObject) WriteTo(w io.Writer) (int64, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	n, err := o.walk(o.off, o.m.Size-o.off, func(v []byte, _ int64) (int, error) { return w.Write(v) })
+	n, err := o.walk(o.off, o.m.Size-o.off, w.Write)
 	o.off += n
 	return n, err
 }
@@ -1000,10 +1293,47 @@ func (o *badgerObject) Close() error {
 		return nil
 	}
 	o.closed = true
-	o.item = nil
-	o.txn.Discard()
-	o.b.readers.RUnlock()
+	o.b.pool.put(o.buf)
+	o.buf, o.cur = nil, -1
+	o.b.release(o.m.ID)
 	return nil
+}
+
+// bufPool keeps chunk buffers for writers and Objects, in size classes
+// from 4 KiB up, each 4 times the last, so that small objects do not take
+// a whole chunk's worth. A buffer larger than the largest class is not kept.
+type bufPool struct {
+	classes [7]sync.Pool // 4 KiB ... 16 MiB
+}
+
+const minBufClass = 4 << 10
+
+// get returns an empty buffer with room for n bytes.
+func (p *bufPool) get(n int) []byte {
+	size := minBufClass
+	for i := range p.classes {
+		if n <= size {
+			if b, ok := p.classes[i].Get().(*[]byte); ok {
+				return (*b)[:0]
+			}
+			return make([]byte, 0, size)
+		}
+		size *= 4
+	}
+	return make([]byte, 0, n)
+}
+
+// put gives back a buffer from get; others are dropped.
+func (p *bufPool) put(b []byte) {
+	size := minBufClass
+	for i := range p.classes {
+		if cap(b) == size {
+			b = b[:0]
+			p.classes[i].Put(&b)
+			return
+		}
+		size *= 4
+	}
 }
 
 // badgerLogger passes badger's warnings and errors to an slog.Logger and

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -33,9 +32,6 @@ var (
 // with it.
 var flushKey = []byte("x/flush")
 
-// gcPoll is how often RunGC looks for a moment when no Object is open.
-const gcPoll = 50 * time.Millisecond
-
 // RunGC gives the disk space of deleted and replaced objects back to the
 // file system, in two steps:
 //
@@ -51,15 +47,18 @@ const gcPoll = 50 * time.Millisecond
 //
 // Afterwards the value log holds at most live/(1-GCFinalDiscardRatio)
 // bytes in sealed files, plus the file being written (at most
-// ValueLogFileSize; badger never rewrites it).
+// ValueLogFileSize; badger never rewrites it). Objects deleted or replaced
+// while an Object reads them count as live until their last Close.
 //
-// Compaction and rewriting run only while no Object is open (RunGC polls
-// for such a moment, until ctx ends); both also hold off every other store
-// operation for their duration (milliseconds for a store of
-// thousands of objects: the LSM holds keys and manifests only).
+// Open Objects do not hold it up: they hold no badger transaction, and the
+// chunks they read stay live under their lease (GC may move them; a read
+// finds them at their new place). Each step holds off writes to the store
+// (chunks, commits, deletes) for its duration, not reads: milliseconds for
+// the compaction of a store of thousands of objects (the LSM holds keys and
+// manifests only), up to about a second for the rewrite of a value-log file.
 func (b *Badger) RunGC(ctx context.Context) error {
 	if b.garbage.Load() > 0 {
-		if err := b.whenQuiet(ctx, b.compact); err != nil {
+		if err := b.exclusive(ctx, b.compact); err != nil {
 			return err
 		}
 	}
@@ -68,7 +67,7 @@ func (b *Badger) RunGC(ctx context.Context) error {
 			// Exclusive: badger v4.9.6's value-log rewrite reads the
 			// memtable's max version without a lock (DB.MaxVersion), racing
 			// any concurrent write; the race detector catches it.
-			err := b.whenQuiet(ctx, func() error {
+			err := b.exclusive(ctx, func() error {
 				var err error
 				more, err = b.rewriteOne(ratio)
 				return err
@@ -81,42 +80,23 @@ func (b *Badger) RunGC(ctx context.Context) error {
 	return nil
 }
 
-// whenQuiet runs fn at a moment when no Object is open, polling for one
-// until ctx ends; no other operation of the store runs meanwhile either.
-func (b *Badger) whenQuiet(ctx context.Context, fn func() error) error {
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ran, err := b.tryQuiet(fn)
-		if ran || err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(gcPoll):
-		}
+// exclusive runs fn with every write to the store held off.
+func (b *Badger) exclusive(ctx context.Context, fn func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-}
-
-func (b *Badger) tryQuiet(fn func() error) (ran bool, err error) {
-	b.closeMu.Lock()
-	defer b.closeMu.Unlock()
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+	b.closeMu.RLock()
+	defer b.closeMu.RUnlock()
 	if b.closed {
-		return false, ErrClosed
+		return ErrClosed
 	}
-	if !b.readers.TryLock() {
-		return false, nil
-	}
-	defer b.readers.Unlock()
-	return true, fn()
+	return fn()
 }
 
-// compact makes every deletion so far count as value-log garbage. b.closeMu
-// and b.readers must be held for writing: DropPrefix refuses concurrent
-// writes (ErrBlockedWrites), and an open read snapshot would keep the
-// deleted versions alive.
+// compact makes every deletion so far count as value-log garbage. b.writeMu
+// must be held: DropPrefix refuses concurrent writes (ErrBlockedWrites).
 func (b *Badger) compact() error {
 	g := b.garbage.Load()
 	// DropPrefix is badger's one public way to flush the memtables: when

@@ -6,7 +6,10 @@
 //     crash, a Cancel or an error before that leaves no trace a reader can
 //     see, never a truncated object.
 //   - Commit replaces an existing object under the same key atomically;
-//     readers that opened the old object keep reading the old bytes.
+//     readers that opened the old object keep reading the old bytes, whole
+//     and unchanged, until they close it; the same holds for Delete.
+//   - A read never returns bytes other than those committed: a store that
+//     finds its stored bytes damaged fails the read with ErrCorrupt.
 //   - Get returns an Object that is an io.ReadSeekCloser and io.ReaderAt,
 //     so HTTP handlers can use http.ServeContent (Range, HEAD, multi-range).
 //   - ErrNotFound is the only "missing" error; backend errors are wrapped
@@ -22,6 +25,11 @@ import (
 
 // ErrNotFound is returned when a key has no committed object.
 var ErrNotFound = errors.New("cache: object not found")
+
+// ErrCorrupt is returned (wrapped) by a read of an object whose stored bytes
+// fail their checksum, e.g. after a power loss damaged the store. The store
+// drops such an object, so the next Get misses and it can be fetched again.
+var ErrCorrupt = errors.New("cache: stored object is damaged")
 
 // ErrClosed is returned by operations on a closed Store.
 var ErrClosed = errors.New("cache: store closed")
@@ -42,6 +50,11 @@ type Info struct {
 	Meta     Meta
 	Stored   time.Time // when the object was committed
 	Accessed time.Time // last Get (coarse: stores may update it lazily)
+	// Leased says an Object is open on it now, in stores whose Delete
+	// frees an open object's space only at its last Close (the badger
+	// store): an evictor gains nothing by deleting it yet. Other stores
+	// leave it false.
+	Leased bool
 }
 
 // Object is an open, committed object.

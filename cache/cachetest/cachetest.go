@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) cache.Store) {
 		{"ConcurrentReaders", testConcurrentReaders},
 		{"SizeTotals", testSizeTotals},
 		{"WriteTo", testWriteTo},
+		{"Leases", testLeases},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -921,5 +922,123 @@ func testWriteTo(t *testing.T, s cache.Store) {
 			t.Fatalf("WriteTo from %d: n=%d err=%v", off, n, err)
 		}
 		Equal(t, fmt.Sprintf("WriteTo from %d", off), buf.Bytes(), data[off:])
+	}
+}
+
+// testLeases checks that an open object stays readable, whole and
+// unchanged, after it is deleted or replaced, across other objects coming
+// and going and, for stores that have one, a garbage collection; and that
+// the store goes on as usual once the readers close.
+func testLeases(t *testing.T, s cache.Store) {
+	ctx := context.Background()
+	deleted := Bytes(1100, 5*ChunkSize+7)
+	replaced := Bytes(1101, 4*ChunkSize+1)
+	Put(t, s, "lease/deleted", cache.Meta{ETag: "d"}, deleted, 0)
+	Put(t, s, "lease/replaced", cache.Meta{ETag: "r"}, replaced, 0)
+
+	od, err := s.Get(ctx, "lease/deleted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer od.Close()
+	head := make([]byte, ChunkSize+3) // partly read, the rest after the churn
+	if _, err := io.ReadFull(od, head); err != nil {
+		t.Fatal(err)
+	}
+	or, err := s.Get(ctx, "lease/replaced")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer or.Close()
+
+	if err := s.Delete(ctx, "lease/deleted"); err != nil {
+		t.Fatal(err)
+	}
+	repl := Bytes(1102, 2*ChunkSize+9)
+	Put(t, s, "lease/replaced", cache.Meta{ETag: "r2"}, repl, 0)
+	// Churn: other objects written, replaced and deleted.
+	for i := range 6 {
+		key := fmt.Sprintf("lease/churn/%d", i%3)
+		Put(t, s, key, cache.Meta{}, Bytes(uint64(1110+i), (i+1)*ChunkSize/2), 0)
+		if i%2 == 1 {
+			if err := s.Delete(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	gc, isGCer := s.(cache.GCer)
+	if isGCer {
+		gctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := gc.RunGC(gctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("RunGC with open objects: %v (it must not wait for them)", err)
+		}
+	}
+
+	wantNotFound(t, s, "lease/deleted")
+	got, info := ReadAll(t, s, "lease/replaced")
+	Equal(t, "replacement for new readers", got, repl)
+	if info.Meta.ETag != "r2" {
+		t.Errorf("new readers see ETag %q, want r2", info.Meta.ETag)
+	}
+
+	checkOpen := func(what string, o cache.Object, want []byte, etag string) {
+		t.Helper()
+		if in := o.Info(); in.Size != int64(len(want)) || in.Meta.ETag != etag {
+			t.Errorf("%s: Info = %+v, want size %d, ETag %q", what, in, len(want), etag)
+		}
+		buf := make([]byte, ChunkSize+5)
+		for _, off := range []int64{0, ChunkSize - 2, int64(len(want)) - int64(len(buf))} {
+			n, err := o.ReadAt(buf, off)
+			if n != len(buf) || (err != nil && err != io.EOF) {
+				t.Fatalf("%s: ReadAt(%d) = %d, %v", what, off, n, err)
+			}
+			Equal(t, fmt.Sprintf("%s: ReadAt(%d)", what, off), buf, want[off:off+int64(len(buf))])
+		}
+		if _, err := o.Seek(0, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		all, err := io.ReadAll(o)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		Equal(t, what, all, want)
+	}
+	rest, err := io.ReadAll(od)
+	if err != nil {
+		t.Fatalf("reading the rest of the deleted object: %v", err)
+	}
+	Equal(t, "rest of the deleted object", rest, deleted[len(head):])
+	checkOpen("deleted object", od, deleted, "d")
+	checkOpen("replaced object", or, replaced, "r")
+
+	if err := od.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := or.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if isGCer {
+		if err := gc.RunGC(ctx); err != nil {
+			t.Fatalf("RunGC after the readers closed: %v", err)
+		}
+	}
+	wantNotFound(t, s, "lease/deleted")
+	got, _ = ReadAll(t, s, "lease/replaced")
+	Equal(t, "replacement after the old readers closed", got, repl)
+	// A key deleted while leased can be written again at once.
+	again := Bytes(1103, ChunkSize+1)
+	Put(t, s, "lease/deleted", cache.Meta{}, again, 0)
+	got, _ = ReadAll(t, s, "lease/deleted")
+	Equal(t, "key written again", got, again)
+	if sz, ok := s.(cache.Sizer); ok {
+		var n, bytes int64
+		if err := s.List(ctx, "", func(in cache.Info) error { n++; bytes += in.Size; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if o, b := sz.Size(); o != n || b != bytes {
+			t.Errorf("Size() = %d, %d; List counts %d, %d", o, b, n, bytes)
+		}
 	}
 }
