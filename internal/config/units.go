@@ -144,6 +144,18 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// MarshalYAML writes the names as one comma-separated string.
+func (n RepoNames) MarshalYAML() (any, error) { return n.String(), nil }
+
+// UnmarshalYAML reads a comma-separated string of names.
+func (n *RepoNames) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind != yaml.ScalarNode {
+		return typeError(node, `expected one string of comma-separated repo names, e.g. "alma-debug, rhel-debug"`)
+	}
+	*n = ParseRepoNames(node.Value)
+	return nil
+}
+
 // typeError reports a problem with a YAML value as a yaml.TypeError, so
 // that the decoder collects it with the others. The position lets Load
 // name the key.
