@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -202,6 +203,17 @@ func TestUnitVerifies(t *testing.T) {
 	// verify exits 0 on mere warnings (an unknown key, say): any output fails.
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+
+	// The hardening, as systemd scores it (0 best, 10 worst; "OK" is below
+	// 5). The unit scores 1.2 with systemd 252; keep it at 2 or better.
+	out, err = exec.Command(analyze, "security", "--offline=yes", "--root="+root, "dnfproxy.service").CombinedOutput()
+	m := regexp.MustCompile(`Overall exposure level for dnfproxy.service: (\d+\.\d+)`).FindSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	if score, _ := strconv.ParseFloat(string(m[1]), 64); score > 2.0 {
+		t.Errorf("systemd-analyze security: exposure %.1f, want at most 2.0:\n%s", score, out)
 	}
 }
 
