@@ -29,9 +29,18 @@ import (
 
 var (
 	rpmOnce sync.Once
+	rpmDir  string // rpmbuild's _topdir, shared by the tests of this binary
 	rpmPath string
 	rpmErr  error
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if rpmDir != "" {
+		os.RemoveAll(rpmDir)
+	}
+	os.Exit(code)
+}
 
 // builtRPM builds the package once per test binary with build-rpm.sh, as
 // `make rpm` does, offline (GOPROXY=off: the module cache must hold the
@@ -46,6 +55,7 @@ func builtRPM(t *testing.T) string {
 			rpmErr = err
 			return
 		}
+		rpmDir = dir
 		cmd := exec.Command("./build-rpm.sh", dir, "0.1.0")
 		cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=")
 		out, err := cmd.Output()
