@@ -145,7 +145,7 @@ func (o repofileOptions) stanza() (*stanza, error) {
 		return nil, errors.New("--path is required (the repo root below the prefix, e.g. 9/BaseOS/x86_64/os)")
 	}
 	for _, seg := range strings.Split(path, "/") {
-		if seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "?#%\\ \t") {
+		if seg == "" || seg == "." || seg == ".." || strings.ContainsFunc(seg, notPlainPathRune) {
 			return nil, fmt.Errorf("--path %q: want a plain sub-path such as 9/BaseOS/x86_64/os", o.Path)
 		}
 	}
@@ -170,6 +170,12 @@ func (o repofileOptions) stanza() (*stanza, error) {
 		return nil, fmt.Errorf("--name %q: a dnf repo id has only letters, digits and '-', '_', '.', ':'", st.id)
 	}
 	return st, nil
+}
+
+// notPlainPathRune reports the runes a --path may not hold: URL syntax
+// (query, fragment, escapes), backslashes, spaces and control characters.
+func notPlainPathRune(r rune) bool {
+	return r <= ' ' || r == 0x7f || strings.ContainsRune("?#%\\", r) || r == '\u2028' || r == '\u2029' || r == 0x85
 }
 
 // defaultRepoID derives a repo id: dnfproxy-REPO-PATH[-VIEW], lower case,

@@ -188,3 +188,39 @@ func TestRepofileWorksWithDNF(t *testing.T) {
 		t.Errorf("repofile for an unknown repo: exit %d, %s", code, errOut)
 	}
 }
+
+// FuzzRepofileStanza checks that whatever the flags, an accepted stanza is
+// one section of known keys: no flag value can add lines or sections.
+func FuzzRepofileStanza(f *testing.F) {
+	f.Add("http://proxy.example:8080", "almalinux", "9/BaseOS/x86_64/os", "annotate", "", "file:///k")
+	f.Add("https://p/prefix/", "rocky", "/8/AppStream/x86_64/os/", "", "my-id", "")
+	f.Add("http://p", "a", "x\ny=1", "raw", "i\n[x]", "k\nrepo_gpgcheck=0")
+	f.Fuzz(func(t *testing.T, proxy, repo, path, view, name, key string) {
+		o := repofileOptions{Proxy: proxy, Repo: repo, Path: path, View: view, Name: name, GPGCheck: true}
+		if key != "" {
+			o.GPGKeys = []string{key}
+		}
+		st, err := o.stanza()
+		if err != nil {
+			return
+		}
+		known := map[string]bool{"name": true, "baseurl": true, "enabled": true, "gpgcheck": true, "repo_gpgcheck": true, "gpgkey": true}
+		sections := 0
+		for line := range strings.Lines(st.String()) {
+			line = strings.TrimSuffix(line, "\n")
+			switch {
+			case strings.HasPrefix(line, "#"):
+			case strings.HasPrefix(line, "["):
+				sections++
+			default:
+				k, _, ok := strings.Cut(line, "=")
+				if !ok || !known[k] {
+					t.Fatalf("line %q is not a known key=value; stanza:\n%s", line, st)
+				}
+			}
+		}
+		if sections != 1 {
+			t.Fatalf("%d sections:\n%s", sections, st)
+		}
+	})
+}
