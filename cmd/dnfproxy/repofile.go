@@ -128,8 +128,8 @@ func (o repofileOptions) stanza() (*stanza, error) {
 		return nil, errors.New("--proxy is required")
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		return nil, fmt.Errorf("--proxy %q: want an absolute http:// or https:// URL, e.g. http://dnfproxy.example:8080", o.Proxy)
-	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-		return nil, fmt.Errorf("--proxy %q: no query, fragment or credentials", o.Proxy)
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.ContainsAny(o.Proxy, " ,?#"):
+		return nil, fmt.Errorf("--proxy %q: no query, fragment, credentials, spaces or commas", o.Proxy)
 	case o.Repo == "":
 		return nil, errors.New("--repo is required")
 	case !repoNameRE.MatchString(o.Repo) || o.Repo == "." || o.Repo == "..":
@@ -152,6 +152,11 @@ func (o repofileOptions) stanza() (*stanza, error) {
 	if strings.HasSuffix(path, "/repodata") || path == "repodata" || strings.HasSuffix(path, "repomd.xml") {
 		return nil, fmt.Errorf("--path %q: give the repo root, the directory that holds repodata/", o.Path)
 	}
+	for _, k := range o.GPGKeys {
+		if err := checkKeyURL(k); err != nil {
+			return nil, err
+		}
+	}
 	o.Path = path
 	prefix := o.Repo
 	if o.View != "" {
@@ -170,6 +175,22 @@ func (o repofileOptions) stanza() (*stanza, error) {
 		return nil, fmt.Errorf("--name %q: a dnf repo id has only letters, digits and '-', '_', '.', ':'", st.id)
 	}
 	return st, nil
+}
+
+// checkKeyURL checks a --gpgkey value: one absolute file, http or https
+// URL without spaces, commas or control characters (dnf splits gpgkey on
+// whitespace and commas).
+func checkKeyURL(k string) error {
+	u, err := url.Parse(k)
+	switch {
+	case err != nil || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r == ',' || r == 0x7f }):
+		return fmt.Errorf("--gpgkey %q: want one URL without spaces or commas", k)
+	case u.Scheme == "file" && strings.HasPrefix(u.Path, "/"):
+	case (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
+	default:
+		return fmt.Errorf("--gpgkey %q: want a file:///path, http:// or https:// URL", k)
+	}
+	return nil
 }
 
 // notPlainPathRune reports the runes a --path may not hold: URL syntax

@@ -114,12 +114,16 @@ func TestRepofileBadFlags(t *testing.T) {
 		{[]string{"--repo", "a", "--path", "p"}, "--proxy is required"},
 		{[]string{"--proxy", "proxy.example:8080", "--repo", "a", "--path", "p"}, "want an absolute http:// or https:// URL"},
 		{[]string{"--proxy", "http://p", "--path", "p"}, "--repo is required"},
+		{[]string{"--proxy", "http://p/a b", "--repo", "a", "--path", "p"}, "no query, fragment, credentials, spaces or commas"},
 		{[]string{"--proxy", "http://p", "--repo", "a@raw", "--path", "p"}, `--repo "a@raw" is not a repo name`},
 		{[]string{"--proxy", "http://p", "--repo", "a"}, "--path is required"},
 		{[]string{"--proxy", "http://p", "--repo", "a", "--path", "9/../x"}, `--path "9/../x": want a plain sub-path`},
 		{[]string{"--proxy", "http://p", "--repo", "a", "--path", "9/os/repodata"}, "give the repo root"},
 		{[]string{"--proxy", "http://p", "--repo", "a", "--path", "p", "--view", "filtered"}, `--view "filtered" is not one of raw, annotate, filter`},
 		{[]string{"--proxy", "http://p", "--repo", "a", "--path", "p", "--name", "my repo"}, `--name "my repo": a dnf repo id`},
+		{[]string{"--proxy", "http://p", "--repo", "a", "--path", "p", "--gpgkey", "/etc/pki/key"}, `--gpgkey "/etc/pki/key": want a file:///path`},
+		{[]string{"--proxy", "http://p", "--repo", "a", "--path", "p", "--gpgkey", "file:///a,file:///b"}, `--gpgkey "file:///a,file:///b": want one URL`},
+		{[]string{"--proxy", "http://p", "--repo", "a", "--path", "p\nx"}, `want a plain sub-path`},
 	} {
 		code, _, errOut := runRepofileArgs(t, append(tc.args, "--offline")...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {
@@ -194,7 +198,9 @@ func TestRepofileWorksWithDNF(t *testing.T) {
 func FuzzRepofileStanza(f *testing.F) {
 	f.Add("http://proxy.example:8080", "almalinux", "9/BaseOS/x86_64/os", "annotate", "", "file:///k")
 	f.Add("https://p/prefix/", "rocky", "/8/AppStream/x86_64/os/", "", "my-id", "")
-	f.Add("http://p", "a", "x\ny=1", "raw", "i\n[x]", "k\nrepo_gpgcheck=0")
+	f.Add("http://p", "a", "x\ny=1", "raw", "", "")
+	f.Add("http://p", "a", "x", "raw", "i\n[x]", "")
+	f.Add("http://p", "a", "x", "raw", "", "file:///k\nrepo_gpgcheck=0")
 	f.Fuzz(func(t *testing.T, proxy, repo, path, view, name, key string) {
 		o := repofileOptions{Proxy: proxy, Repo: repo, Path: path, View: view, Name: name, GPGCheck: true}
 		if key != "" {
@@ -205,22 +211,33 @@ func FuzzRepofileStanza(f *testing.F) {
 			return
 		}
 		known := map[string]bool{"name": true, "baseurl": true, "enabled": true, "gpgcheck": true, "repo_gpgcheck": true, "gpgkey": true}
-		sections := 0
+		var sections []string
+		kv := map[string]string{}
 		for line := range strings.Lines(st.String()) {
 			line = strings.TrimSuffix(line, "\n")
 			switch {
 			case strings.HasPrefix(line, "#"):
 			case strings.HasPrefix(line, "["):
-				sections++
+				sections = append(sections, line)
 			default:
-				k, _, ok := strings.Cut(line, "=")
+				k, v, ok := strings.Cut(line, "=")
 				if !ok || !known[k] {
 					t.Fatalf("line %q is not a known key=value; stanza:\n%s", line, st)
 				}
+				if _, dup := kv[k]; dup {
+					t.Fatalf("key %s twice; stanza:\n%s", k, st)
+				}
+				kv[k] = v
 			}
 		}
-		if sections != 1 {
-			t.Fatalf("%d sections:\n%s", sections, st)
+		if len(sections) != 1 || sections[0] != "["+st.id+"]" {
+			t.Fatalf("sections %q, want [%s]:\n%s", sections, st.id, st)
+		}
+		if kv["baseurl"] != st.baseurl || len(strings.Fields(st.baseurl)) != 1 || strings.Contains(st.baseurl, ",") {
+			t.Fatalf("baseurl=%q, want %q", kv["baseurl"], st.baseurl)
+		}
+		if key != "" && !slices.Contains(strings.Fields(kv["gpgkey"]), key) {
+			t.Fatalf("gpgkey=%q does not list %q as one item", kv["gpgkey"], key)
 		}
 	})
 }
