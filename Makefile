@@ -5,10 +5,14 @@ GO       ?= go
 FUZZTIME ?= 30s
 
 # External tools the tests drive, and the Debian packages that provide them.
-TOOLS        := dnf createrepo_c rpmbuild zck chromium
-APT_PACKAGES := dnf createrepo-c rpm zchunk chromium
+TOOLS        := dnf createrepo_c rpmbuild rpm2cpio cpio systemd-analyze buildah zck chromium
+APT_PACKAGES := dnf createrepo-c rpm cpio systemd buildah zchunk chromium
 
-.PHONY: build deps test bench fuzz rpms
+VERSION ?= 0.1.0
+RPMDIR  ?= $(CURDIR)/rpmbuild
+IMAGE   ?= localhost/dnfproxy:$(VERSION)
+
+.PHONY: build deps test bench fuzz rpms rpm image static
 
 build:
 	$(GO) build -o dnfproxy ./cmd/dnfproxy
@@ -49,3 +53,16 @@ fuzz:
 
 rpms:
 	testdata/rpms/build.sh
+
+# The dnfproxy RPM (packaging/dnfproxy.spec), built offline from the Go module
+# cache after `go mod download`; the package lands in $(RPMDIR)/RPMS/<arch>/.
+rpm:
+	GO=$(GO) packaging/build-rpm.sh $(RPMDIR) $(VERSION)
+
+# The OCI image (Containerfile) with buildah, or podman, on the vfs driver.
+image:
+	GO=$(GO) packaging/build-image.sh $(IMAGE) $(VERSION)
+
+# A static binary (no cgo, no dynamic loader), as the container image uses.
+static:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dnfproxy-static ./cmd/dnfproxy

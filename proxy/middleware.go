@@ -40,7 +40,12 @@ const statusClientGone = 499
 
 // trustedProxies lists the CIDRs whose X-Forwarded-For the access log
 // believes: none unless configured.
-func trustedProxies(cfg config.Config) []string { return nil }
+func trustedProxies(cfg config.Config) []string {
+	if len(cfg.TrustedProxies) == 0 {
+		return nil
+	}
+	return cfg.TrustedProxies
+}
 
 // accessLog writes one line per request and maps the handler's error (if
 // any) to a status: the one place errors become HTTP answers.

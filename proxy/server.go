@@ -110,7 +110,8 @@ func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error
 	for _, rc := range cfg.Repos {
 		name := rc.Name
 		up, err := upstream.New(upstream.Options{
-			Repo: name, Bases: rc.Bases(), Timeout: time.Duration(rc.Timeout),
+			Repo: name, Bases: rc.Bases(), Metalink: rc.Metalink, Mirrorlist: rc.Mirrorlist,
+			Timeout: time.Duration(rc.Timeout), MinRate: int64(rc.MinRate),
 			CAFile: rc.CAFile, ClientCert: rc.ClientCert, ClientKey: rc.ClientKey,
 			Username: rc.Username, Password: rc.Password, Headers: rc.Headers,
 			DenyAddrs: []string{cfg.Listen, cfg.Admin.Listen},
@@ -121,7 +122,8 @@ func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error
 			return fail(err)
 		}
 		gens, err := repo.New(ctx, repo.Options{
-			Name: name, TTL: time.Duration(rc.MetadataTTL), Up: up, Filler: s.filler, Store: store, Log: log,
+			Name: name, TTL: time.Duration(rc.MetadataTTL), MinRate: int64(rc.MinRate),
+			Up: up, Filler: s.filler, Store: store, Log: log,
 			Limits:   repo.Limits{Repomd: s.limits.repomd, Metadata: s.limits.metadata, Decompressed: s.limits.decompressed},
 			OnSwitch: func(root string, _ *repo.Generation) { s.views.Switched(name, root) },
 		})

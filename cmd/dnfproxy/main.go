@@ -13,9 +13,12 @@ var version = "dev"
 const usage = `usage: dnfproxy <command> [flags]
 
 commands:
-  serve [--config FILE]   run the proxy (built-in defaults without --config)
+  serve [--config FILE] [--log-level debug|info|warn|error] [--log-json]
+                          run the proxy (built-in defaults without --config)
   warm --proxy URL --repo NAME [--path P] [--packages none|latest|all] [--from-file LIST] [--concurrency N]
                           fetch a repo through a running proxy (dnfproxy warm -h)
+  repofile --proxy URL --repo NAME --path P [--view raw|annotate|filter] [--name ID]
+                          print a dnf .repo stanza for clients (dnfproxy repofile -h)
   version                 print the version
 `
 
@@ -30,6 +33,8 @@ func main() {
 		err = runServe(args)
 	case "warm":
 		os.Exit(runWarm(args))
+	case "repofile":
+		os.Exit(runRepofile(args))
 	case "version", "--version":
 		fmt.Println("dnfproxy", version)
 	case "help", "-h", "--help":

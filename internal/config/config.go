@@ -11,9 +11,11 @@
 //     of the wrong type is an error naming the file, the line and the key.
 //   - A Config returned by Load without error has passed Validate and
 //     CheckFiles: every listen address is host:port, every repo has a unique
-//     URL-safe name and absolute http(s) base URLs ending in "/", every
-//     compat setting is meaningful, and every file the config names exists
-//     and is readable (PEM files parse).
+//     URL-safe name and a url (absolute http(s), ending in "/"), a metalink
+//     or a mirrorlist, every compat setting is meaningful (classes known,
+//     references to configured repos without cycles, regexps that compile),
+//     and every file the config names exists and is readable (PEM files
+//     parse).
 //   - Validate and CheckFiles report every problem at once, each prefixed by
 //     its key path, e.g. `repos[1].compat.mode: "fitler" is not one of off,
 //     annotate, filter`.
@@ -24,8 +26,12 @@
 package config
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -33,8 +39,14 @@ import (
 type Config struct {
 	// Listen is the client-facing listener, host:port.
 	Listen string `yaml:"listen"`
+	// TrustedProxies are the CIDRs (or single addresses) of reverse
+	// proxies whose X-Forwarded-For header is believed. Empty: none, the
+	// client address is the peer address.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Admin is the admin API listener and its token.
 	Admin Admin `yaml:"admin"`
+	// Log configures the process log.
+	Log Log `yaml:"log"`
 	// Storage is where and how much is cached.
 	Storage Storage `yaml:"storage"`
 	// Signing configures the key that signs rewritten repomd.xml files.
@@ -54,6 +66,56 @@ type Admin struct {
 	// Token is the bearer token for /api/* and /. Empty: those answer 403.
 	// The environment variable DNFPROXY_ADMIN_TOKEN overrides it.
 	Token string `yaml:"token"`
+}
+
+// Log configures the process log.
+type Log struct {
+	// Level is the least severe level written: debug, info, warn or
+	// error. The serve command's --log-level flag wins over it.
+	Level LogLevel `yaml:"level"`
+}
+
+// LogLevel is a log level as written in the file or on the command line.
+type LogLevel string
+
+// The log levels.
+const (
+	LogDebug LogLevel = "debug"
+	LogInfo  LogLevel = "info"
+	LogWarn  LogLevel = "warn"
+	LogError LogLevel = "error"
+)
+
+// LogLevels returns every valid LogLevel, most verbose first.
+func LogLevels() []LogLevel { return []LogLevel{LogDebug, LogInfo, LogWarn, LogError} }
+
+// ErrLogLevel is returned by ParseLogLevel for an unknown level.
+var ErrLogLevel = errors.New("not one of debug, info, warn, error")
+
+// ParseLogLevel returns the slog level for "debug", "info", "warn" or
+// "error" (case-insensitive).
+func ParseLogLevel(s string) (slog.Level, error) {
+	switch LogLevel(strings.ToLower(strings.TrimSpace(s))) {
+	case LogDebug:
+		return slog.LevelDebug, nil
+	case LogInfo:
+		return slog.LevelInfo, nil
+	case LogWarn:
+		return slog.LevelWarn, nil
+	case LogError:
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q: %w", s, ErrLogLevel)
+}
+
+// Slog returns l as a slog.Level; an invalid level (which Validate
+// rejects) gives slog.LevelInfo.
+func (l LogLevel) Slog() slog.Level {
+	v, err := ParseLogLevel(string(l))
+	if err != nil {
+		return slog.LevelInfo
+	}
+	return v
 }
 
 // Storage configures the cache store.
@@ -87,6 +149,15 @@ type Limits struct {
 	// MaxHeaderBytes is the most bytes of request headers a client may send
 	// (http.Server.MaxHeaderBytes).
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxXZDictionary is the largest xz (LZMA2) dictionary a compressed
+	// metadata file may ask for; it bounds the decoder's memory.
+	MaxXZDictionary ByteSize `yaml:"max_xz_dictionary"`
+	// MaxZstdWindow is the largest zstd window a compressed metadata file
+	// may ask for; it bounds the decoder's memory.
+	MaxZstdWindow ByteSize `yaml:"max_zstd_window"`
+	// MaxXMLElement is the largest single XML element (one <package> of
+	// primary.xml, say) the metadata scanner holds in memory.
+	MaxXMLElement ByteSize `yaml:"max_xml_element"`
 }
 
 // Repo is one proxied repository, served under /<Name>/.
@@ -95,10 +166,18 @@ type Repo struct {
 	Name string `yaml:"name"`
 	// URL is the upstream base: absolute http(s), ending in "/" (Load adds
 	// a missing trailing "/"). The request path below the prefix is
-	// appended to it.
+	// appended to it. It may be empty when Metalink or Mirrorlist is set.
 	URL string `yaml:"url"`
 	// Mirrors are more bases like URL, tried in order when one fails.
 	Mirrors []string `yaml:"mirrors"`
+	// Metalink is the URL of a metalink document listing the mirrors of a
+	// root; "$root" in it is replaced by the root's sub-path (e.g.
+	// "9/BaseOS/x86_64/os"). Absolute http(s). At most one of Metalink and
+	// Mirrorlist is set; the bases it lists are tried after URL and Mirrors.
+	Metalink string `yaml:"metalink"`
+	// Mirrorlist is the URL of a mirrorlist (one base URL a line) for a
+	// root, with the same "$root" substitution as Metalink.
+	Mirrorlist string `yaml:"mirrorlist"`
 	// MetadataTTL is how long a repomd.xml is trusted before revalidation.
 	MetadataTTL Duration `yaml:"metadata_ttl"`
 	// Compat configures the RHEL ABI annotation and filtering.
@@ -106,6 +185,11 @@ type Repo struct {
 	// Timeout bounds connecting to the upstream and any stall of a
 	// transfer: no bytes for this long ends the fill with an error.
 	Timeout Duration `yaml:"timeout"`
+	// MinRate is the slowest average transfer rate, in bytes per second,
+	// accepted from an upstream over any Timeout-long window: a transfer
+	// below it is abandoned and retried on the next base (dnf's minrate and
+	// timeout). 0 disables the check.
+	MinRate ByteSize `yaml:"minrate"`
 	// CAFile is a PEM bundle of CA certificates trusted for this upstream
 	// instead of the system roots. Empty: system roots.
 	CAFile string `yaml:"ca_file"`
@@ -121,10 +205,31 @@ type Repo struct {
 	Headers map[string]string `yaml:"headers"`
 }
 
-// Bases returns the upstream bases in the order to try them: URL, then
-// Mirrors. The returned slice is a fresh copy.
+// Bases returns the configured upstream bases in the order to try them:
+// URL (when set), then Mirrors. Bases listed by a Metalink or Mirrorlist
+// are not included. The returned slice is a fresh copy.
 func (r Repo) Bases() []string {
-	return append([]string{r.URL}, r.Mirrors...)
+	var b []string
+	if r.URL != "" {
+		b = append(b, r.URL)
+	}
+	return append(b, r.Mirrors...)
+}
+
+// RootPlaceholder is replaced by a root's sub-path in Metalink and
+// Mirrorlist URLs.
+const RootPlaceholder = "$root"
+
+// MetalinkURL returns Metalink with "$root" replaced by root ("" when
+// Metalink is not set).
+func (r Repo) MetalinkURL(root string) string { return expandRoot(r.Metalink, root) }
+
+// MirrorlistURL returns Mirrorlist with "$root" replaced by root ("" when
+// Mirrorlist is not set).
+func (r Repo) MirrorlistURL(root string) string { return expandRoot(r.Mirrorlist, root) }
+
+func expandRoot(u, root string) string {
+	return strings.ReplaceAll(u, RootPlaceholder, strings.Trim(root, "/"))
 }
 
 // Compat configures how a repo is compared against the RHEL ABI.
@@ -138,6 +243,55 @@ type Compat struct {
 	Annotate []string `yaml:"annotate"`
 	// Filter lists the classes that are dropped in filter mode.
 	Filter []string `yaml:"filter"`
+	// VendorMarkers are extra regular expressions (Go syntax) matching a
+	// vendor's release marker, such as `\.myorg\.\d+`; the built-in ones
+	// cover .alma, .rocky and Oracle's .0.N.
+	VendorMarkers []string `yaml:"vendor_markers"`
+	// ELF configures the comparison of exported ELF symbols.
+	ELF ELF `yaml:"elf"`
+	// ABIPkgDiff configures the libabigail comparison.
+	ABIPkgDiff ABIPkgDiff `yaml:"abipkgdiff"`
+}
+
+// ELF configures the comparison of exported ELF symbols of matched
+// package pairs (this repo's package and the reference's).
+type ELF struct {
+	// Enabled turns the comparison on.
+	Enabled bool `yaml:"enabled"`
+	// Concurrency is how many package pairs are compared at once (>= 1).
+	Concurrency int `yaml:"concurrency"`
+}
+
+// ABIPkgDiff configures running libabigail's abipkgdiff on matched
+// package pairs, when the tool is installed.
+type ABIPkgDiff struct {
+	// Enabled turns it on; it needs a compat reference.
+	Enabled bool `yaml:"enabled"`
+	// Debuginfo names configured repos holding the debuginfo packages of
+	// both sides. In YAML it is one string of comma-separated names
+	// ("alma-debug, rhel-debug"); empty: none.
+	Debuginfo RepoNames `yaml:"debuginfo"`
+}
+
+// RepoNames is a list of repo names written in YAML as one string of
+// comma-separated names. Spaces around names are dropped.
+type RepoNames []string
+
+// String joins the names with ", ".
+func (n RepoNames) String() string { return strings.Join(n, ", ") }
+
+// ParseRepoNames splits a comma-separated list of names. An empty (or
+// blank) string gives nil; empty items (",,", a trailing ",") are kept as
+// "" so that Validate can report them.
+func ParseRepoNames(s string) RepoNames {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	var out RepoNames
+	for _, part := range strings.Split(s, ",") {
+		out = append(out, strings.TrimSpace(part))
+	}
+	return out
 }
 
 // Mode is a compat mode.
@@ -172,6 +326,9 @@ const (
 	DefaultMetadataTTL = Duration(10 * time.Minute)
 	DefaultTimeout     = Duration(30 * time.Second)
 	DefaultMode        = ModeOff
+	// DefaultMinRate is dnf's own default minrate.
+	DefaultMinRate        = ByteSize(1000)
+	DefaultELFConcurrency = 2
 )
 
 // DefaultAnnotate returns the classes annotated when compat.annotate is
@@ -191,6 +348,9 @@ func DefaultLimits() Limits {
 		MaxDecompressedSize: 4 * GiB,
 		MaxURLLength:        4096,
 		MaxHeaderBytes:      16384,
+		MaxXZDictionary:     64 * MiB,
+		MaxZstdWindow:       8 * MiB,
+		MaxXMLElement:       16 * MiB,
 	}
 }
 
@@ -205,8 +365,10 @@ func NewRepo(name, url string) Repo {
 			Mode:     DefaultMode,
 			Annotate: DefaultAnnotate(),
 			Filter:   DefaultFilter(),
+			ELF:      ELF{Enabled: true, Concurrency: DefaultELFConcurrency},
 		},
 		Timeout: DefaultTimeout,
+		MinRate: DefaultMinRate,
 	}
 }
 
@@ -218,6 +380,7 @@ func Default() Config {
 	return Config{
 		Listen:  "127.0.0.1:8080",
 		Admin:   Admin{Listen: "127.0.0.1:8081"},
+		Log:     Log{Level: LogInfo},
 		Storage: Storage{Dir: "./data", MaxSize: 50 * GiB},
 		Limits:  DefaultLimits(),
 		Repos: []Repo{
@@ -243,6 +406,7 @@ func (c Config) Repo(name string) (Repo, bool) {
 func (c Config) Redacted() Config {
 	const mask = "REDACTED"
 	c.RuleFiles = slices.Clone(c.RuleFiles)
+	c.TrustedProxies = slices.Clone(c.TrustedProxies)
 	c.Repos = slices.Clone(c.Repos)
 	if c.Admin.Token != "" {
 		c.Admin.Token = mask
@@ -252,6 +416,8 @@ func (c Config) Redacted() Config {
 		r.Mirrors = slices.Clone(r.Mirrors)
 		r.Compat.Annotate = slices.Clone(r.Compat.Annotate)
 		r.Compat.Filter = slices.Clone(r.Compat.Filter)
+		r.Compat.VendorMarkers = slices.Clone(r.Compat.VendorMarkers)
+		r.Compat.ABIPkgDiff.Debuginfo = slices.Clone(r.Compat.ABIPkgDiff.Debuginfo)
 		if r.Password != "" {
 			r.Password = mask
 		}

@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -15,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // writeConfig writes content to a file in a fresh directory and returns
@@ -187,11 +189,11 @@ func TestLoadYAMLErrors(t *testing.T) {
 		want          []string // substrings of the error, after "<file>:"
 	}{
 		{"unknown top-level key", "listen: \"127.0.0.1:8080\"\nlissten: x\n",
-			[]string{":2: lissten: unknown key (valid keys here: listen, admin, storage, signing, limits, rule_files, repos)"}},
+			[]string{":2: lissten: unknown key (valid keys here: listen, trusted_proxies, admin, log, storage, signing, limits, rule_files, repos)"}},
 		{"unknown nested key", "admin:\n  listen: \"127.0.0.1:8081\"\n  tokn: x\n",
 			[]string{":3: admin.tokn: unknown key (valid keys here: listen, token)"}},
 		{"unknown repo key", "repos:\n  - name: a\n    url: https://a.example/\n  - name: b\n    url: https://b.example/\n    compat:\n      mod: filter\n",
-			[]string{":7: repos[1].compat.mod: unknown key (valid keys here: mode, reference, annotate, filter)"}},
+			[]string{":7: repos[1].compat.mod: unknown key (valid keys here: mode, reference, annotate, filter, vendor_markers, elf, abipkgdiff)"}},
 		{"unknown keys all reported", "listn: a\nstorage:\n  size: 1\n",
 			[]string{":1: listn: unknown key", ":3: storage.size: unknown key"}},
 		{"bad size", "storage:\n  max_size: lots\n",
@@ -286,26 +288,28 @@ repos:
 		t.Fatal(err)
 	}
 	d := Default()
+	elf := ELF{Enabled: true, Concurrency: 2}
 	want := Config{
 		Listen:  d.Listen,
 		Admin:   d.Admin,
+		Log:     d.Log,
 		Storage: Storage{Dir: "./data", MaxSize: GiB},
 		Limits:  d.Limits,
 		Repos: []Repo{
 			{
 				Name: "alma9", URL: "https://mirror.example/alma/", Mirrors: []string{"http://other.example/alma/"},
-				MetadataTTL: Duration(10 * time.Minute), Timeout: Duration(30 * time.Second),
-				Compat: Compat{Mode: ModeOff, Annotate: []string{"abi-changed", "abi-extended", "patched"}, Filter: []string{"abi-changed"}},
+				MetadataTTL: Duration(10 * time.Minute), Timeout: Duration(30 * time.Second), MinRate: 1000,
+				Compat: Compat{Mode: ModeOff, Annotate: []string{"abi-changed", "abi-extended", "patched"}, Filter: []string{"abi-changed"}, ELF: elf},
 			},
 			{
 				Name: "rhel9", URL: "https://cdn.example/rhel/",
-				MetadataTTL: Duration(time.Hour), Timeout: Duration(2 * time.Minute),
-				Compat: Compat{Mode: ModeOff, Annotate: nil, Filter: []string{"abi-changed", "patched"}},
+				MetadataTTL: Duration(time.Hour), Timeout: Duration(2 * time.Minute), MinRate: 1000,
+				Compat: Compat{Mode: ModeOff, Annotate: nil, Filter: []string{"abi-changed", "patched"}, ELF: elf},
 			},
 			{
 				Name: "alma9-compat", URL: "https://mirror.example/alma/",
-				MetadataTTL: Duration(10 * time.Minute), Timeout: Duration(30 * time.Second),
-				Compat: Compat{Mode: ModeAnnotate, Reference: "rhel9", Annotate: []string{"abi-changed", "abi-extended", "patched"}, Filter: []string{"abi-changed"}},
+				MetadataTTL: Duration(10 * time.Minute), Timeout: Duration(30 * time.Second), MinRate: 1000,
+				Compat: Compat{Mode: ModeAnnotate, Reference: "rhel9", Annotate: []string{"abi-changed", "abi-extended", "patched"}, Filter: []string{"abi-changed"}, ELF: elf},
 			},
 		},
 	}
@@ -314,6 +318,108 @@ repos:
 	}
 	if got := c.Repos[0].Bases(); !reflect.DeepEqual(got, []string{"https://mirror.example/alma/", "http://other.example/alma/"}) {
 		t.Errorf("Bases() = %q", got)
+	}
+}
+
+func TestLoadAdditions(t *testing.T) {
+	clearEnv(t)
+	path := writeConfig(t, `
+trusted_proxies: [10.0.0.0/8]
+log:
+  level: debug
+limits:
+  max_xz_dictionary: 128MiB
+repos:
+  - name: stream
+    metalink: "https://mirrors.example/metalink?repo=$root&arch=x86_64"
+    minrate: 10KiB
+    compat:
+      elf:
+        enabled: false          # concurrency keeps its default
+  - name: stream-debug
+    mirrorlist: "https://mirrors.example/mirrorlist?p=$root"
+    minrate: 0
+  - name: rebuild
+    url: https://rebuild.example/
+    compat:
+      reference: stream
+      vendor_markers: ['\.myorg\.\d+']
+      elf:
+        concurrency: 8
+      abipkgdiff:
+        enabled: true
+        debuginfo: "stream-debug , stream"
+`)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.TrustedProxies, []string{"10.0.0.0/8"}) || c.Log.Level != LogDebug || c.Limits.MaxXZDictionary != 128*MiB {
+		t.Errorf("top level: trusted_proxies %q, log.level %q, max_xz_dictionary %s", c.TrustedProxies, c.Log.Level, c.Limits.MaxXZDictionary)
+	}
+	if c.Limits.MaxZstdWindow != 8*MiB || c.Limits.MaxXMLElement != 16*MiB {
+		t.Errorf("omitted limits: %s %s", c.Limits.MaxZstdWindow, c.Limits.MaxXMLElement)
+	}
+	s, sd, rb := c.Repos[0], c.Repos[1], c.Repos[2]
+	if s.URL != "" || len(s.Bases()) != 0 || s.MinRate != 10*KiB || s.Compat.ELF != (ELF{Enabled: false, Concurrency: 2}) {
+		t.Errorf("stream = %#v", s)
+	}
+	if got, want := s.MetalinkURL("/9-stream/BaseOS/x86_64/os/"), "https://mirrors.example/metalink?repo=9-stream/BaseOS/x86_64/os&arch=x86_64"; got != want {
+		t.Errorf("MetalinkURL = %q, want %q", got, want)
+	}
+	if got := sd.MirrorlistURL("a/b"); got != "https://mirrors.example/mirrorlist?p=a/b" || sd.MinRate != 0 || sd.MetalinkURL("a/b") != "" {
+		t.Errorf("stream-debug: MirrorlistURL = %q, minrate %d", got, sd.MinRate)
+	}
+	wantCompat := Compat{
+		Mode: ModeOff, Reference: "stream", Annotate: DefaultAnnotate(), Filter: DefaultFilter(),
+		VendorMarkers: []string{`\.myorg\.\d+`},
+		ELF:           ELF{Enabled: true, Concurrency: 8},
+		ABIPkgDiff:    ABIPkgDiff{Enabled: true, Debuginfo: RepoNames{"stream-debug", "stream"}},
+	}
+	if !reflect.DeepEqual(rb.Compat, wantCompat) || rb.MinRate != DefaultMinRate {
+		t.Errorf("rebuild.compat = %#v\nwant %#v", rb.Compat, wantCompat)
+	}
+}
+
+func TestLoadAdditionErrors(t *testing.T) {
+	for _, tc := range []struct{ name, content, want string }{
+		{"debuginfo as a list", "repos:\n  - name: a\n    url: https://a.example/\n    compat:\n      abipkgdiff:\n        debuginfo: [a]\n",
+			`:6: repos[0].compat.abipkgdiff.debuginfo: expected one string of comma-separated repo names`},
+		{"elf enabled not bool", "repos:\n  - name: a\n    url: https://a.example/\n    compat:\n      elf:\n        enabled: maybe\n",
+			`:6: repos[0].compat.elf.enabled: expected a boolean, got a string "maybe"`},
+		{"unknown log key", "log:\n  lvl: debug\n", `:2: log.lvl: unknown key (valid keys here: level)`},
+		{"cycle named by line", "repos:\n  - name: a\n    url: https://a.example/\n    compat: {reference: b}\n  - name: b\n    url: https://b.example/\n    compat: {reference: a}\n",
+			`:4: repos[0].compat.reference: reference cycle`},
+		{"no url, metalink or mirrorlist", "repos:\n  - name: a\n    mirrors: [https://m.example/]\n",
+			`:2: repos[0].url: must not be empty unless metalink or mirrorlist is set`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			path := writeConfig(t, tc.content)
+			_, err := Load(path)
+			if err == nil || !strings.Contains(err.Error(), path+tc.want) {
+				t.Errorf("Load = %v\nwant an error containing %s%s", err, path, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseLogLevel(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want slog.Level
+	}{{"debug", slog.LevelDebug}, {"info", slog.LevelInfo}, {"WARN", slog.LevelWarn}, {" error ", slog.LevelError}} {
+		if got, err := ParseLogLevel(tc.in); err != nil || got != tc.want {
+			t.Errorf("ParseLogLevel(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, in := range []string{"", "warning", "trace", "0"} {
+		if _, err := ParseLogLevel(in); !errors.Is(err, ErrLogLevel) {
+			t.Errorf("ParseLogLevel(%q) = %v, want ErrLogLevel", in, err)
+		}
+	}
+	if LogWarn.Slog() != slog.LevelWarn || LogLevel("bogus").Slog() != slog.LevelInfo {
+		t.Error("LogLevel.Slog")
 	}
 }
 
@@ -387,7 +493,8 @@ func TestValidate(t *testing.T) {
 		{"limits", func(c *Config) { c.Limits = Limits{} }, []string{
 			"limits.max_metadata_size: must be greater than 0", "limits.max_repomd_size: must be greater than 0",
 			"limits.max_decompressed_size: must be greater than 0", "limits.max_url_length: must be greater than 0",
-			"limits.max_header_bytes: must be greater than 0"}},
+			"limits.max_header_bytes: must be greater than 0", "limits.max_xz_dictionary: must be greater than 0",
+			"limits.max_zstd_window: must be greater than 0", "limits.max_xml_element: must be greater than 0"}},
 		{"empty rule file", func(c *Config) { c.RuleFiles = []string{""} }, []string{"rule_files[0]: must not be empty"}},
 		{"no repos", func(c *Config) { c.Repos = nil }, []string{"repos: at least one repo is required"}},
 		{"empty name", func(c *Config) { c.Repos[1].Name = "" }, []string{"repos[1].name: must not be empty"}},
@@ -414,6 +521,41 @@ func TestValidate(t *testing.T) {
 		{"password without user", func(c *Config) { c.Repos[0].Password = "x" }, []string{"repos[0].username: must be set when password is set"}},
 		{"bad header", func(c *Config) { c.Repos[0].Headers = map[string]string{"X Token": "a", "X-Ok": "a\r\nb"} }, []string{
 			`repos[0].headers.X Token: "X Token" is not a valid HTTP header name`, "repos[0].headers.X-Ok: value must not contain CR, LF or NUL"}},
+		{"trusted proxy", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.0/33", "proxy.example"} }, []string{
+			`trusted_proxies[1]: "10.0.0.0/33" is not a CIDR`, `trusted_proxies[2]: "proxy.example" is not a CIDR`}},
+		{"log level", func(c *Config) { c.Log.Level = "verbose" }, []string{`log.level: "verbose" is not one of debug, info, warn, error`}},
+		{"log level empty", func(c *Config) { c.Log.Level = "" }, []string{`log.level: "" is not one of`}},
+		{"url empty without lists", func(c *Config) { c.Repos[0].URL = ""; c.Repos[0].Mirrors = []string{"https://m.example/"} }, []string{
+			"repos[0].url: must not be empty unless metalink or mirrorlist is set"}},
+		{"metalink relative", func(c *Config) { c.Repos[0].URL = ""; c.Repos[0].Metalink = "mirrors.example/metalink?repo=$root" }, []string{
+			`repos[0].metalink: "mirrors.example/metalink?repo=$root" must be an absolute http:// or https:// URL`}},
+		{"mirrorlist no host", func(c *Config) { c.Repos[1].Mirrorlist = "https:///$root" }, []string{`repos[1].mirrorlist: "https:///$root" has no host`}},
+		{"metalink and mirrorlist", func(c *Config) {
+			c.Repos[2].Metalink, c.Repos[2].Mirrorlist = "https://a.example/metalink?p=$root", "https://a.example/mirrorlist?p=$root"
+		}, []string{"repos[2].mirrorlist: must not be set together with metalink"}},
+		{"minrate negative", func(c *Config) { c.Repos[0].MinRate = -1 }, []string{"repos[0].minrate: must be 0 (off) or more bytes per second, got -1"}},
+		{"vendor markers", func(c *Config) { c.Repos[0].Compat.VendorMarkers = []string{`\.ok\.\d+`, `\.bad(`, ""} }, []string{
+			"repos[0].compat.vendor_markers[1]: \"\\\\.bad(\" is not a regular expression: missing closing )",
+			"repos[0].compat.vendor_markers[2]: must not be empty"}},
+		{"elf concurrency", func(c *Config) { c.Repos[1].Compat.ELF.Concurrency = 0 }, []string{"repos[1].compat.elf.concurrency: must be at least 1, got 0"}},
+		{"abipkgdiff without reference", func(c *Config) { c.Repos[0].Compat.ABIPkgDiff.Enabled = true }, []string{
+			"repos[0].compat.abipkgdiff.enabled: needs compat.reference"}},
+		{"debuginfo names", func(c *Config) { c.Repos[0].Compat.ABIPkgDiff.Debuginfo = ParseRepoNames("rocky, alma-debug,") }, []string{
+			`repos[0].compat.abipkgdiff.debuginfo: "alma-debug" is not the name of a repo`,
+			`repos[0].compat.abipkgdiff.debuginfo: "rocky, alma-debug, " has an empty name`}},
+		{"reference cycle of two", func(c *Config) {
+			c.Repos[0].Compat.Reference, c.Repos[1].Compat.Reference = "rocky", "almalinux"
+		}, []string{`repos[0].compat.reference: reference cycle (a repo cannot be compared against a repo compared against it): ` +
+			`repos[0].compat.reference: "rocky" (repos[1]) -> repos[1].compat.reference: "almalinux" (repos[0])`}},
+		{"reference cycle of three", func(c *Config) {
+			c.Repos[0].Compat.Reference, c.Repos[1].Compat.Reference, c.Repos[2].Compat.Reference = "centos-stream", "almalinux", "rocky"
+		}, []string{`repos[0].compat.reference: reference cycle (a repo cannot be compared against a repo compared against it): ` +
+			`repos[0].compat.reference: "centos-stream" (repos[2]) -> repos[2].compat.reference: "rocky" (repos[1]) -> repos[1].compat.reference: "almalinux" (repos[0])`}},
+		{"reference chain into a cycle", func(c *Config) {
+			c.Repos = append(c.Repos, NewRepo("extra", "https://e.example/"))
+			c.Repos[3].Compat.Reference = "rocky" // not in the cycle, leads into it
+			c.Repos[1].Compat.Reference, c.Repos[2].Compat.Reference = "centos-stream", "rocky"
+		}, []string{`repos[1].compat.reference: reference cycle`}},
 		{"every problem at once", func(c *Config) {
 			c.Listen = "x"
 			c.Storage.Dir = ""
@@ -452,6 +594,26 @@ func TestValidateAccepts(t *testing.T) {
 		{"http mirror", func(c *Config) { c.Repos[0].Mirrors = []string{"http://mirror.example/almalinux/"} }},
 		{"reference another", func(c *Config) { c.Repos[0].Compat = Compat{Mode: ModeFilter, Reference: "rocky"} }},
 		{"all classes", func(c *Config) { c.Repos[0].Compat.Annotate = Classes() }},
+		{"metalink instead of url", func(c *Config) {
+			c.Repos[0].URL = ""
+			c.Repos[0].Metalink = "https://mirrors.example/metalink?repo=$root&arch=x86_64"
+			c.Repos[1].Mirrorlist = "http://mirrors.example/mirrorlist/$root"
+		}},
+		{"trusted proxies", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "fd00::/8", "192.0.2.1", "::1"} }},
+		{"log levels", func(c *Config) { c.Log.Level = LogDebug }},
+		{"minrate off", func(c *Config) { c.Repos[0].MinRate = 0 }},
+		{"elf off with no concurrency", func(c *Config) { c.Repos[0].Compat.ELF = ELF{} }},
+		{"reference chain", func(c *Config) {
+			c.Repos[0].Compat.Reference, c.Repos[1].Compat.Reference = "rocky", "centos-stream"
+		}},
+		{"two repos on one reference", func(c *Config) {
+			c.Repos[0].Compat.Reference, c.Repos[1].Compat.Reference = "centos-stream", "centos-stream"
+		}},
+		{"abipkgdiff", func(c *Config) {
+			c.Repos[0].Compat.Reference = "rocky"
+			c.Repos[0].Compat.ABIPkgDiff = ABIPkgDiff{Enabled: true, Debuginfo: ParseRepoNames("centos-stream, rocky")}
+		}},
+		{"vendor markers", func(c *Config) { c.Repos[0].Compat.VendorMarkers = []string{`\.myorg\.\d+`} }},
 		{"auth", func(c *Config) {
 			c.Repos[0].Username, c.Repos[0].Password = "u", "p"
 			c.Repos[0].Headers = map[string]string{"X-Auth-Token": "t"}
@@ -583,6 +745,7 @@ func TestFileRepoMatchesRepo(t *testing.T) {
 	for _, tc := range []struct{ public, file reflect.Type }{
 		{reflect.TypeFor[Repo](), reflect.TypeFor[fileRepo]()},
 		{reflect.TypeFor[Compat](), reflect.TypeFor[fileCompat]()},
+		{reflect.TypeFor[ELF](), reflect.TypeFor[fileELF]()},
 		{reflect.TypeFor[Config](), reflect.TypeFor[fileConfig]()},
 	} {
 		if got, want := yamlKeys(tc.file), yamlKeys(tc.public); !reflect.DeepEqual(got, want) {
@@ -601,6 +764,13 @@ func TestMarshalRoundTrip(t *testing.T) {
 	c.Repos[0].Headers = map[string]string{"X-Token": "abc"}
 	c.Repos[1].Compat = Compat{Mode: ModeFilter, Reference: "almalinux", Filter: []string{ClassPatched}}
 	c.Repos[2].MetadataTTL = Duration(90 * time.Second)
+	c.Repos[2].URL, c.Repos[2].Metalink = "", "https://mirrors.example/metalink?repo=$root"
+	c.Repos[2].MinRate = 0
+	c.Repos[0].Compat.VendorMarkers = []string{`\.myorg\.\d+`}
+	c.Repos[0].Compat.ELF = ELF{Enabled: false, Concurrency: 7}
+	c.Repos[1].Compat.ABIPkgDiff = ABIPkgDiff{Enabled: true, Debuginfo: RepoNames{"almalinux", "centos-stream"}}
+	c.TrustedProxies = []string{"10.0.0.0/8"}
+	c.Log.Level = LogWarn
 	out, err := yaml.Marshal(c)
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Environment variables that override the file, applied by Load after the
@@ -102,13 +102,15 @@ func applyEnv(c *Config) map[string]string {
 // fileConfig is Config as a file spells it. Repos is a pointer so that an
 // omitted list (nil) differs from an empty one.
 type fileConfig struct {
-	Listen    string      `yaml:"listen"`
-	Admin     Admin       `yaml:"admin"`
-	Storage   Storage     `yaml:"storage"`
-	Signing   Signing     `yaml:"signing"`
-	Limits    Limits      `yaml:"limits"`
-	RuleFiles []string    `yaml:"rule_files"`
-	Repos     *[]fileRepo `yaml:"repos"`
+	Listen         string      `yaml:"listen"`
+	TrustedProxies []string    `yaml:"trusted_proxies"`
+	Admin          Admin       `yaml:"admin"`
+	Log            Log         `yaml:"log"`
+	Storage        Storage     `yaml:"storage"`
+	Signing        Signing     `yaml:"signing"`
+	Limits         Limits      `yaml:"limits"`
+	RuleFiles      []string    `yaml:"rule_files"`
+	Repos          *[]fileRepo `yaml:"repos"`
 }
 
 // fileRepo is Repo as a file spells it: keys with a non-zero default are
@@ -118,9 +120,12 @@ type fileRepo struct {
 	Name        string            `yaml:"name"`
 	URL         string            `yaml:"url"`
 	Mirrors     []string          `yaml:"mirrors"`
+	Metalink    string            `yaml:"metalink"`
+	Mirrorlist  string            `yaml:"mirrorlist"`
 	MetadataTTL *Duration         `yaml:"metadata_ttl"`
 	Compat      fileCompat        `yaml:"compat"`
 	Timeout     *Duration         `yaml:"timeout"`
+	MinRate     *ByteSize         `yaml:"minrate"`
 	CAFile      string            `yaml:"ca_file"`
 	ClientCert  string            `yaml:"client_cert"`
 	ClientKey   string            `yaml:"client_key"`
@@ -130,10 +135,18 @@ type fileRepo struct {
 }
 
 type fileCompat struct {
-	Mode      *Mode     `yaml:"mode"`
-	Reference string    `yaml:"reference"`
-	Annotate  *[]string `yaml:"annotate"`
-	Filter    *[]string `yaml:"filter"`
+	Mode          *Mode      `yaml:"mode"`
+	Reference     string     `yaml:"reference"`
+	Annotate      *[]string  `yaml:"annotate"`
+	Filter        *[]string  `yaml:"filter"`
+	VendorMarkers []string   `yaml:"vendor_markers"`
+	ELF           fileELF    `yaml:"elf"`
+	ABIPkgDiff    ABIPkgDiff `yaml:"abipkgdiff"`
+}
+
+type fileELF struct {
+	Enabled     *bool `yaml:"enabled"`
+	Concurrency *int  `yaml:"concurrency"`
 }
 
 func (f fileRepo) repo() Repo {
@@ -147,6 +160,10 @@ func (f fileRepo) repo() Repo {
 	if f.Timeout != nil {
 		r.Timeout = *f.Timeout
 	}
+	if f.MinRate != nil {
+		r.MinRate = *f.MinRate
+	}
+	r.Metalink, r.Mirrorlist = f.Metalink, f.Mirrorlist
 	if f.Compat.Mode != nil {
 		r.Compat.Mode = *f.Compat.Mode
 	}
@@ -157,6 +174,14 @@ func (f fileRepo) repo() Repo {
 	if f.Compat.Filter != nil {
 		r.Compat.Filter = nilIfEmpty(*f.Compat.Filter)
 	}
+	r.Compat.VendorMarkers = nilIfEmpty(f.Compat.VendorMarkers)
+	if f.Compat.ELF.Enabled != nil {
+		r.Compat.ELF.Enabled = *f.Compat.ELF.Enabled
+	}
+	if f.Compat.ELF.Concurrency != nil {
+		r.Compat.ELF.Concurrency = *f.Compat.ELF.Concurrency
+	}
+	r.Compat.ABIPkgDiff = f.Compat.ABIPkgDiff
 	r.CAFile, r.ClientCert, r.ClientKey = f.CAFile, f.ClientCert, f.ClientKey
 	r.Username, r.Password = f.Username, f.Password
 	if len(f.Headers) > 0 {
@@ -191,6 +216,7 @@ func decode(name string, data []byte) (Config, *keyIndex, error) {
 	d := Default()
 	fc := fileConfig{
 		Listen:    d.Listen,
+		Log:       d.Log,
 		Admin:     d.Admin,
 		Storage:   d.Storage,
 		Signing:   d.Signing,
@@ -219,13 +245,15 @@ func decode(name string, data []byte) (Config, *keyIndex, error) {
 	}
 
 	c := Config{
-		Listen:    fc.Listen,
-		Admin:     fc.Admin,
-		Storage:   fc.Storage,
-		Signing:   fc.Signing,
-		Limits:    fc.Limits,
-		RuleFiles: nilIfEmpty(fc.RuleFiles),
-		Repos:     d.Repos,
+		Listen:         fc.Listen,
+		TrustedProxies: nilIfEmpty(fc.TrustedProxies),
+		Log:            fc.Log,
+		Admin:          fc.Admin,
+		Storage:        fc.Storage,
+		Signing:        fc.Signing,
+		Limits:         fc.Limits,
+		RuleFiles:      nilIfEmpty(fc.RuleFiles),
+		Repos:          d.Repos,
 	}
 	if fc.Repos != nil {
 		c.Repos = nil
@@ -259,7 +287,7 @@ var (
 var fileTypes = map[string]reflect.Type{}
 
 func init() {
-	for _, v := range []any{fileConfig{}, Admin{}, Storage{}, Signing{}, Limits{}, fileRepo{}, fileCompat{}} {
+	for _, v := range []any{fileConfig{}, Admin{}, Log{}, Storage{}, Signing{}, Limits{}, fileRepo{}, fileCompat{}, fileELF{}, ABIPkgDiff{}} {
 		t := reflect.TypeOf(v)
 		fileTypes[t.String()] = t
 	}
@@ -343,8 +371,10 @@ func describeTag(tag string) string {
 func describeGoType(t string) string {
 	t = strings.TrimPrefix(t, "*")
 	switch t {
-	case "string", "config.Mode":
+	case "string", "config.Mode", "config.LogLevel":
 		return "a string"
+	case "bool":
+		return "a boolean"
 	case "int", "int64":
 		return "an integer"
 	case "[]string":

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // ByteSize is a number of bytes. In YAML it is written with a unit:
@@ -141,6 +141,18 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 		return typeError(n, fmt.Sprintf("invalid duration %q: want a number with a unit, e.g. \"30s\", \"10m\", \"1h\"", n.Value))
 	}
 	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the names as one comma-separated string.
+func (n RepoNames) MarshalYAML() (any, error) { return n.String(), nil }
+
+// UnmarshalYAML reads a comma-separated string of names.
+func (n *RepoNames) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind != yaml.ScalarNode {
+		return typeError(node, `expected one string of comma-separated repo names, e.g. "alma-debug, rhel-debug"`)
+	}
+	*n = ParseRepoNames(node.Value)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -46,6 +47,12 @@ func (c Config) Validate() error {
 	if listenOK && adminOK && sameListener(c.Listen, c.Admin.Listen) {
 		p.add("admin.listen", "%q must differ from listen (%q): the admin API needs its own port", c.Admin.Listen, c.Listen)
 	}
+	for i, tp := range c.TrustedProxies {
+		checkTrustedProxy(&p, fmt.Sprintf("trusted_proxies[%d]", i), tp)
+	}
+	if !slices.Contains(LogLevels(), c.Log.Level) {
+		p.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
 	if strings.TrimSpace(c.Storage.Dir) == "" {
 		p.add("storage.dir", "must not be empty")
 	}
@@ -61,6 +68,9 @@ func (c Config) Validate() error {
 		{"limits.max_decompressed_size", int64(c.Limits.MaxDecompressedSize)},
 		{"limits.max_url_length", int64(c.Limits.MaxURLLength)},
 		{"limits.max_header_bytes", int64(c.Limits.MaxHeaderBytes)},
+		{"limits.max_xz_dictionary", int64(c.Limits.MaxXZDictionary)},
+		{"limits.max_zstd_window", int64(c.Limits.MaxZstdWindow)},
+		{"limits.max_xml_element", int64(c.Limits.MaxXMLElement)},
 	} {
 		if l.v <= 0 {
 			p.add(l.key, "must be greater than 0, got %d", l.v)
@@ -89,7 +99,52 @@ func (c Config) Validate() error {
 	for i, r := range c.Repos {
 		r.validate(&p, fmt.Sprintf("repos[%d]", i), names)
 	}
+	c.checkReferenceCycles(&p, names)
 	return p.err()
+}
+
+// checkReferenceCycles reports every cycle of two or more repos naming
+// each other as compat.reference, once, at the key of the cycle's first
+// repo in file order. A repo naming itself is reported by Repo.validate.
+func (c Config) checkReferenceCycles(p *problems, names map[string]int) {
+	// next[i] is the index of the repo repos[i] references, or -1.
+	next := make([]int, len(c.Repos))
+	for i, r := range c.Repos {
+		next[i] = -1
+		if j, ok := names[r.Compat.Reference]; ok && r.Compat.Reference != "" && j != i && names[r.Name] == i {
+			next[i] = j
+		}
+	}
+	done := make([]bool, len(c.Repos))
+	for start := range c.Repos {
+		onPath := map[int]int{} // repo index -> position on the walk
+		var walk []int
+		i := start
+		for i >= 0 && !done[i] {
+			if pos, seen := onPath[i]; seen {
+				reportCycle(p, c.Repos, walk[pos:])
+				break
+			}
+			onPath[i] = len(walk)
+			walk = append(walk, i)
+			i = next[i]
+		}
+		for _, j := range walk {
+			done[j] = true
+		}
+	}
+}
+
+func reportCycle(p *problems, repos []Repo, cycle []int) {
+	first := slices.Index(cycle, slices.Min(cycle))
+	cycle = append(cycle[first:], cycle[:first]...) // start at the lowest index
+	var steps []string
+	for k, i := range cycle {
+		j := cycle[(k+1)%len(cycle)]
+		steps = append(steps, fmt.Sprintf("repos[%d].compat.reference: %q (repos[%d])", i, repos[j].Name, j))
+	}
+	p.add(fmt.Sprintf("repos[%d].compat.reference", cycle[0]),
+		"reference cycle (a repo cannot be compared against a repo compared against it): %s", strings.Join(steps, " -> "))
 }
 
 func (r Repo) validate(p *problems, key string, names map[string]int) {
@@ -99,15 +154,32 @@ func (r Repo) validate(p *problems, key string, names map[string]int) {
 	case !repoName.MatchString(r.Name) || r.Name == "." || r.Name == "..":
 		p.add(key+".name", "%q may only contain letters, digits, '.', '_' and '-' (it is the URL prefix /<name>/; '@' and '/' are reserved)", r.Name)
 	}
-	checkBase(p, key+".url", r.URL)
+	switch {
+	case r.URL != "":
+		checkBase(p, key+".url", r.URL)
+	case r.Metalink == "" && r.Mirrorlist == "":
+		p.add(key+".url", "must not be empty unless metalink or mirrorlist is set")
+	}
 	for i, m := range r.Mirrors {
 		checkBase(p, fmt.Sprintf("%s.mirrors[%d]", key, i), m)
+	}
+	if r.Metalink != "" {
+		checkListURL(p, key+".metalink", r.Metalink)
+	}
+	if r.Mirrorlist != "" {
+		checkListURL(p, key+".mirrorlist", r.Mirrorlist)
+		if r.Metalink != "" {
+			p.add(key+".mirrorlist", "must not be set together with metalink: set one of them")
+		}
 	}
 	if r.MetadataTTL <= 0 {
 		p.add(key+".metadata_ttl", "must be greater than 0, got %s", r.MetadataTTL)
 	}
 	if r.Timeout <= 0 {
 		p.add(key+".timeout", "must be greater than 0, got %s", r.Timeout)
+	}
+	if r.MinRate < 0 {
+		p.add(key+".minrate", "must be 0 (off) or more bytes per second, got %d", int64(r.MinRate))
 	}
 
 	if !slices.Contains(Modes(), r.Compat.Mode) {
@@ -128,6 +200,29 @@ func (r Repo) validate(p *problems, key string, names map[string]int) {
 			if !slices.Contains(Classes(), cl) {
 				p.add(fmt.Sprintf("%s[%d]", list.key, i), "%q is not one of %s", cl, strings.Join(Classes(), ", "))
 			}
+		}
+	}
+
+	for i, m := range r.Compat.VendorMarkers {
+		mk := fmt.Sprintf("%s.compat.vendor_markers[%d]", key, i)
+		if m == "" {
+			p.add(mk, "must not be empty (it would match every release)")
+		} else if _, err := regexp.Compile(m); err != nil {
+			p.add(mk, "%q is not a regular expression: %v", m, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		}
+	}
+	if r.Compat.ELF.Enabled && r.Compat.ELF.Concurrency < 1 {
+		p.add(key+".compat.elf.concurrency", "must be at least 1, got %d", r.Compat.ELF.Concurrency)
+	}
+	if r.Compat.ABIPkgDiff.Enabled && r.Compat.Reference == "" {
+		p.add(key+".compat.abipkgdiff.enabled", "needs compat.reference: abipkgdiff compares each package with the reference's")
+	}
+	for _, d := range r.Compat.ABIPkgDiff.Debuginfo {
+		dk := key + ".compat.abipkgdiff.debuginfo"
+		if d == "" {
+			p.add(dk, "%q has an empty name (names are separated by commas)", r.Compat.ABIPkgDiff.Debuginfo.String())
+		} else if _, ok := names[d]; !ok {
+			p.add(dk, "%q is not the name of a repo in this configuration", d)
 		}
 	}
 
@@ -198,6 +293,34 @@ func checkBase(p *problems, key, s string) {
 	case !strings.HasSuffix(u.Path, "/"):
 		p.add(key, "%q must end with '/'", s)
 	}
+}
+
+// checkListURL checks a metalink or mirrorlist URL; "$root" may appear
+// anywhere in it.
+func checkListURL(p *problems, key, s string) {
+	u, err := url.Parse(strings.ReplaceAll(s, RootPlaceholder, "root"))
+	switch {
+	case err != nil:
+		p.add(key, "%q is not a URL: %v", s, errors.Unwrap(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		p.add(key, "%q must be an absolute http:// or https:// URL", s)
+	case u.Host == "":
+		p.add(key, "%q has no host", s)
+	case u.User != nil:
+		p.add(key, "%q must not contain credentials; use username and password", u.Redacted())
+	}
+}
+
+// checkTrustedProxy checks one trusted_proxies entry: a CIDR or a single
+// address.
+func checkTrustedProxy(p *problems, key, s string) {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return
+	}
+	p.add(key, "%q is not a CIDR (e.g. \"10.0.0.0/8\", \"fd00::/8\") or an IP address", s)
 }
 
 // isToken reports whether s is an RFC 9110 token (a valid header name).

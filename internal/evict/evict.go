@@ -160,6 +160,9 @@ func (e *Evictor) evictLRU(ctx context.Context) (Result, error) {
 			res.Pinned++
 			return nil
 		}
+		if in.Leased {
+			return nil // in use: deleting it would free nothing until its readers close
+		}
 		cands = append(cands, candidate{in.Key, in.Size, in.Accessed, in.Stored})
 		return nil
 	})
@@ -256,11 +259,6 @@ func (e *Evictor) collectGarbage(ctx context.Context, res *Result) error {
 	res.GC = time.Since(start)
 	if du != nil {
 		res.DiskAfter, _ = du.DiskUsage()
-	}
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		e.log.Warn("cache GC found no moment without open objects; retrying next round",
-			"waited_ms", res.GC.Milliseconds())
-		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("cache GC: %w", err)
