@@ -23,6 +23,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -474,4 +476,48 @@ func waitFor(d time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// buildGenerations builds n generations of a repository in separate
+// directories, each with el9/ holding every RPM of sets in Packages/ (so
+// that any generation's packages stay downloadable) and repodata listing
+// only sets[k%len(sets)], with revision and timestamps base+k: a repo whose
+// packages are added and removed between generations. args go to
+// createrepo_c (e.g. "--no-database").
+func buildGenerations(t testing.TB, n int, sets [][]string, args ...string) []string {
+	t.Helper()
+	testenv.RequireTool(t, "createrepo_c")
+	var pool []string
+	for _, s := range sets {
+		for _, r := range s {
+			if !slices.Contains(pool, r) {
+				pool = append(pool, r)
+			}
+		}
+	}
+	base := time.Now().Unix() - int64(n) - 10
+	top := t.TempDir()
+	dirs := make([]string, n)
+	for k := range n {
+		dirs[k] = filepath.Join(top, strconv.Itoa(k))
+		root := filepath.Join(dirs[k], "el9")
+		testenv.AddRPMs(t, root, pool...)
+		var list strings.Builder
+		for _, r := range sets[k%len(sets)] {
+			list.WriteString("Packages/" + r + "\n")
+		}
+		pkglist := filepath.Join(dirs[k], "pkglist")
+		if err := os.WriteFile(pkglist, []byte(list.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rev := strconv.FormatInt(base+int64(k), 10)
+		testenv.CreateRepo(t, root, append([]string{"--pkglist", pkglist, "--revision", rev, "--set-timestamp-to-revision"}, args...)...)
+		// createrepo_c writes repomd.xml now; generations made within one
+		// second would look unchanged to a conditional GET.
+		mtime := time.Unix(base+int64(k), 0)
+		if err := os.Chtimes(filepath.Join(root, "repodata", "repomd.xml"), mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dirs
 }
