@@ -128,6 +128,57 @@ func TestBB_HangingUpstreamRepomdServedStaleAtOnce(t *testing.T) {
 	}
 }
 
+// TestBB_StallingRepomdBodyServedStale is break 4: a repomd.xml whose
+// body stalls after the headers does not hold clients; the cached
+// generation is served at once, and the stall ends the refresh with an
+// error the admin API shows.
+func TestBB_StallingRepomdBodyServedStale(t *testing.T) {
+	testenv.KnownBreak(t, "a repomd.xml body stalling after its headers holds every client of the root (break 4)")
+	up, p, _ := startSick(t, config.ModeOff)
+	up.SetPath("/repodata/repomd.xml", testenv.StallFault(100))
+	for i := range 3 {
+		st, _, took, err := timedGet(t, p, "/test/el9/repodata/repomd.xml", 4*time.Second)
+		if err != nil || st != http.StatusOK || took > 2*time.Second {
+			t.Errorf("request %d with the repomd.xml body stalled: %d %v after %v, want 200 in < 2s", i, st, err, took)
+		}
+	}
+	var rt apiRoot
+	if !waitFor(sickTimeout+5*time.Second, func() bool { rt, _ = p.root(t, "test", "el9/"); return rt.LastError != "" }) {
+		t.Errorf("a stalled repomd.xml body never ended the refresh (%v after the stall began): root %+v", sickTimeout+5*time.Second, rt)
+	}
+}
+
+// TestBB_StallingSignatureDoesNotHoldRepomd is break 4 for repomd.xml.asc:
+// upstream publishes a new generation whose signature stalls mid-body;
+// clients keep getting the cached repomd.xml at once.
+func TestBB_StallingSignatureDoesNotHoldRepomd(t *testing.T) {
+	testenv.KnownBreak(t, "a stalling repomd.xml.asc holds clients of the root (break 4)")
+	dir := makeRepo(t, "el9", testenv.InitialRPMs())
+	asc := filepath.Join(dir, "el9", "repodata", "repomd.xml.asc")
+	sig := "-----BEGIN PGP SIGNATURE-----\n\nnot checked by the raw view\n-----END PGP SIGNATURE-----\n"
+	if err := os.WriteFile(asc, []byte(sig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := testenv.NewSickUpstream(t, dir)
+	r := bbRepo("test", up.URL(), config.ModeOff)
+	r.MetadataTTL = config.Duration(sickTTL)
+	r.Timeout = config.Duration(sickTimeout)
+	p := startBB(t, []config.Repo{r}, nil)
+	checkListedFiles(t, p, "/test/el9/")
+	testenv.UpdateRepo(t, filepath.Join(dir, "el9"), testenv.RPMExtra)
+	if err := os.WriteFile(asc, []byte(sig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up.SetPath("/repodata/repomd.xml.asc", testenv.StallFault(20))
+	time.Sleep(sickTTL + 200*time.Millisecond)
+	for i := range 3 {
+		st, _, took, err := timedGet(t, p, "/test/el9/repodata/repomd.xml", 4*time.Second)
+		if err != nil || st != http.StatusOK || took > 2*time.Second {
+			t.Errorf("request %d with repomd.xml.asc stalled: %d %v after %v, want 200 in < 2s", i, st, err, took)
+		}
+	}
+}
+
 // TestBB_ViewListedFileNotHeldByRevalidation is break 6: a file the
 // annotate view already lists is served without waiting for upstream.
 func TestBB_ViewListedFileNotHeldByRevalidation(t *testing.T) {
