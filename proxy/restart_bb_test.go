@@ -189,10 +189,24 @@ func TestBB_RestartEvictKeepsAnnotateViewWhole(t *testing.T) {
 	up, _ := viewUpstream(t)
 	p := startViewProxy(t, up, config.ModeAnnotate, nil)
 	checkListedFiles(t, p, "/test/el9/")
+	// Something the round may evict: a package, committed (a hit) before
+	// the restart, which would cancel its fill.
+	pkg := "/test/el9/Packages/" + testenv.RPMTool
+	if !waitFor(10*time.Second, func() bool {
+		st, _, _, err := p.get(t, pkg)
+		rec := p.logs.request(pkg)
+		return err == nil && st == http.StatusOK && rec != nil && rec["cache"] == "hit"
+	}) {
+		t.Fatalf("%s never became a cache hit", pkg)
+	}
 	p.restart(func(c *config.Config) { c.Storage.MaxSize = 1 * config.KiB })
 	up.Set(testenv.ResetFault())
-	if _, err := p.srv.Evict(t.Context()); err != nil {
+	res, err := p.srv.Evict(t.Context())
+	if err != nil {
 		t.Fatal(err)
+	}
+	if res.Objects == 0 {
+		t.Fatalf("the eviction round evicted nothing (%+v): the test tests nothing", res)
 	}
 	checkListedFiles(t, p, "/test/el9/")
 	checkSignature(t, p, "/test/el9/")
