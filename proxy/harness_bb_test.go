@@ -52,7 +52,7 @@ type bbProxy struct {
 	open  bool
 }
 
-// bbRepo is a repo named "test" at url with short timeouts.
+// bbRepo is a repo at url in mode, with a 1m TTL and a 5s upstream timeout.
 func bbRepo(name, url string, mode config.Mode) config.Repo {
 	r := config.NewRepo(name, url)
 	r.MetadataTTL = config.Duration(time.Minute)
