@@ -155,7 +155,7 @@ func TestBB_RestartSuite(t *testing.T) {
 			// through, the other views sign with the proxy's key.
 			up, upKey := signedViewUpstream(t)
 			p := startViewProxy(t, up, mode, nil)
-			base := "/test/el9/" // the repo's own mode
+			base := "/test/el9/"  // the repo's own mode
 			var localKey []string // raw: upstream's key, as dnf has it
 			if view == "raw" {
 				localKey = []string{upKey}
