@@ -478,6 +478,7 @@ func TestBB_FailedRewriteKeepsLastGoodView(t *testing.T) {
 		t.Fatal("no good filter view to begin with")
 	}
 	addUpdateinfo(t, filepath.Join(dir, "el9"), writeFile(t, "updateinfo.xml", brokenUpdateinfo))
+	bumpRepomd(t, filepath.Join(dir, "el9"))
 	p.refresh(t, "test", "el9/")
 	checkListedFiles(t, p, "/test/el9/")
 	var rt apiRoot

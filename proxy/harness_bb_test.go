@@ -521,3 +521,14 @@ func buildGenerations(t testing.TB, n int, sets [][]string, args ...string) []st
 	}
 	return dirs
 }
+
+// bumpRepomd moves the mtime of root/repodata/repomd.xml 5s ahead, so that
+// a change made within the second of the previous repomd.xml is not
+// answered 304 to the proxy's If-Modified-Since.
+func bumpRepomd(t testing.TB, root string) {
+	t.Helper()
+	mtime := time.Now().Add(5 * time.Second)
+	if err := os.Chtimes(filepath.Join(root, "repodata", "repomd.xml"), mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -169,6 +169,7 @@ func TestBB_StallingSignatureDoesNotHoldRepomd(t *testing.T) {
 	if err := os.WriteFile(asc, []byte(sig), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	bumpRepomd(t, filepath.Join(dir, "el9"))
 	up.SetPath("/repodata/repomd.xml.asc", testenv.StallFault(20))
 	time.Sleep(sickTTL + 200*time.Millisecond)
 	for i := range 3 {
@@ -252,6 +253,7 @@ func TestBB_SlowNewGenerationDoesNotHoldRepomd(t *testing.T) {
 	if out, err := execCommand(modifyrepo, "--mdtype=bigdata", "--no-compress", big, filepath.Join(dir, "el9", "repodata")); err != nil {
 		t.Fatalf("modifyrepo_c: %v\n%s", err, out)
 	}
+	bumpRepomd(t, filepath.Join(dir, "el9"))
 	for i := range 4 {
 		st, body, took, err := timedGet(t, p, "/test/el9/repodata/repomd.xml", 4*time.Second)
 		if err != nil || st != http.StatusOK || took > 2*time.Second {
