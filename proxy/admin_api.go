@@ -276,6 +276,10 @@ func (s *Server) apiRefresh(c *gin.Context) {
 		status = statusOf(err)
 	case res.Changed:
 		out.Result = "changed"
+		// The rewritten views of the root follow before the answer.
+		if err := s.views.BuildNow(c.Request.Context(), name, root); err != nil {
+			out.Error = err.Error()
+		}
 	default:
 		out.Result = "unchanged"
 	}

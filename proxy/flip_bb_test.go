@@ -156,7 +156,6 @@ func flipClient(ctx context.Context, client *http.Client, base string, pause tim
 }
 
 func TestBB_FlipUnderLoad(t *testing.T) {
-	testenv.KnownBreak(t, "clients pausing across generation switches get 404s (break 20)")
 	seconds := flipSeconds(t)
 	sets := [][]string{
 		{testenv.RPMLib, testenv.RPMApp, testenv.RPMTool},

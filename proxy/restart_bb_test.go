@@ -218,7 +218,6 @@ func TestBB_RestartSuite(t *testing.T) {
 // outage must not leave repo_gpgcheck=1 clients without the key. Not in
 // issue 7's list: found while writing the restart suite.
 func TestBB_RawUpstreamKeyServedAfterEviction(t *testing.T) {
-	testenv.KnownBreak(t, "upstream's repomd.xml.key beside repomd.xml is evicted like any file; with upstream down dnf cannot get it")
 	testenv.RequireTool(t, "dnf")
 	up, _ := signedViewUpstream(t)
 	p := startViewProxy(t, up, config.ModeOff, nil)
@@ -274,7 +273,6 @@ func TestBB_RestartEvictKeepsAnnotateViewWhole(t *testing.T) {
 // /api/v1/cache?prefix=<root>repodata/, every file the annotate view lists
 // (updateinfo among them) answers 200 with its checksum.
 func TestBB_PurgeRepodataKeepsViewWhole(t *testing.T) {
-	testenv.KnownBreak(t, "purging <root>repodata/ leaves the view listing a deleted updateinfo (break 2)")
 	up, _ := viewUpstream(t)
 	p := startViewProxy(t, up, config.ModeAnnotate, nil)
 	_, files := checkListedFiles(t, p, "/test/el9/")
@@ -290,7 +288,6 @@ func TestBB_PurgeRepodataKeepsViewWhole(t *testing.T) {
 // changes and a restart, repomd.xml.asc is made with the key that
 // repomd.xml.key serves.
 func TestBB_NewSigningKeyResignsViews(t *testing.T) {
-	testenv.KnownBreak(t, "after a key change the view's repomd.xml.asc is still signed by the old key (break 3)")
 	up, _ := viewUpstream(t)
 	p := startViewProxy(t, up, config.ModeAnnotate, nil)
 	checkSignature(t, p, "/test/el9/")
@@ -302,7 +299,6 @@ func TestBB_NewSigningKeyResignsViews(t *testing.T) {
 // TestBB_RestartKeepsDivergentPackagesMetric is break 11: the divergence
 // gauge is there after a restart, before any client touches a view.
 func TestBB_RestartKeepsDivergentPackagesMetric(t *testing.T) {
-	testenv.KnownBreak(t, "dnfproxy_divergent_packages is empty after a restart until a view is requested (break 11)")
 	up, _ := viewUpstream(t)
 	p := startViewProxy(t, up, config.ModeAnnotate, nil)
 	checkListedFiles(t, p, "/test/el9/")

@@ -148,6 +148,11 @@ func (s *Server) serveRepodata(c *gin.Context, re *repoEntry, rel, root string) 
 		cur, prev = re.gens.Generations(root)
 	}
 	href := rel[len(root):]
+	if href == "repodata/repomd.xml.key" && cur.Key != nil {
+		c.Set(logResult, resultHit)
+		serveMetadata(c, "repomd.xml.key", cur.Created, cur.Key)
+		return nil
+	}
 	for _, g := range []*repo.Generation{cur, prev} {
 		if g == nil {
 			continue

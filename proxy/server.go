@@ -185,7 +185,7 @@ func (s *Server) Evict(ctx context.Context) (evict.Result, error) { return s.evi
 type EvictResult = evict.Result
 
 // clientWriteStall drops a client that accepts no byte for this long.
-const clientWriteStall = 2 * time.Minute
+const clientWriteStall = time.Minute
 
 // Handler returns the client-facing HTTP handler.
 func (s *Server) Handler() http.Handler {

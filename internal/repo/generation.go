@@ -21,6 +21,7 @@ import (
 type Generation struct {
 	Repomd       []byte    `json:"repomd"`
 	Signature    []byte    `json:"signature,omitempty"` // upstream repomd.xml.asc
+	Key          []byte    `json:"key,omitempty"`       // upstream repomd.xml.key
 	ETag         string    `json:"etag,omitempty"`
 	LastModified string    `json:"last_modified,omitempty"`
 	Created      time.Time `json:"created"`

@@ -421,7 +421,13 @@ func (r *Repo) refresh(root string, st *rootState) (RefreshResult, error) {
 	if err := r.fetchFiles(ctx, root, g); err != nil {
 		return RefreshResult{}, err
 	}
-	if g.Signature, err = r.fetchSignature(ctx, root, resp.Base); err != nil {
+	if g.Signature, err = r.fetchBeside(ctx, root, "repomd.xml.asc", resp.Base); err != nil {
+		return RefreshResult{}, err
+	}
+	// Upstream's public key beside repomd.xml, when it has one, belongs to
+	// the generation too: gpgkey= may point at it, and it must outlive an
+	// eviction round and an upstream outage like the signature.
+	if g.Key, err = r.fetchBeside(ctx, root, "repomd.xml.key", resp.Base); err != nil {
 		return RefreshResult{}, err
 	}
 	if err := r.buildIndex(ctx, root, g); err != nil {
@@ -499,10 +505,11 @@ func (r *Repo) fetchFiles(ctx context.Context, root string, g *Generation) error
 	return eg.Wait()
 }
 
-// fetchSignature gets repomd.xml.asc from the base that served
-// repomd.xml (a signature belongs to its mirror's copy); none (404) is fine.
-func (r *Repo) fetchSignature(ctx context.Context, root, base string) ([]byte, error) {
-	resp, err := r.opt.Up.GetAt(ctx, base, root+"repodata/repomd.xml.asc", nil)
+// fetchBeside gets a small file beside repomd.xml (its signature, the
+// key) from the base that served repomd.xml (a signature belongs to its
+// mirror's copy); none (404) is fine.
+func (r *Repo) fetchBeside(ctx context.Context, root, name, base string) ([]byte, error) {
+	resp, err := r.opt.Up.GetAt(ctx, base, root+"repodata/"+name, nil)
 	if errors.Is(err, upstream.ErrNotFound) {
 		return nil, nil
 	}

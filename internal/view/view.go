@@ -109,7 +109,14 @@ type slot struct {
 // background kicks.
 const failRetry = time.Minute
 
-const maxRetired = 3
+// Retired views: the newest pinnedRetired keep their files pinned; up to
+// maxRetired stay listed (their files served while the store still holds
+// them: eviction decides, not this count), pruned once all their
+// rewritten files are gone.
+const (
+	pinnedRetired = 3
+	maxRetired    = 64
+)
 
 func (s *slot) all() []*Gen {
 	s.mu.Lock()
@@ -506,10 +513,17 @@ func (v *Views) install(ctx context.Context, s *slot, vg *Gen) {
 	s.mu.Lock()
 	if s.cur != nil && s.cur.Input != vg.Input {
 		s.retired = append([]*Gen{s.cur}, s.retired...)
-		if len(s.retired) > maxRetired {
-			s.retired = s.retired[:maxRetired]
+	}
+	retired := slices.Clone(s.retired)
+	s.mu.Unlock()
+	kept := retired[:0]
+	for i, g := range retired {
+		if i < pinnedRetired || i < maxRetired && v.anyStored(ctx, g) {
+			kept = append(kept, g)
 		}
 	}
+	s.mu.Lock()
+	s.retired = kept
 	s.cur = vg
 	s.pending = nil
 	s.lastErr = ""
@@ -517,6 +531,46 @@ func (v *Views) install(ctx context.Context, s *slot, vg *Gen) {
 	if err := v.persist(ctx, s); err != nil {
 		v.opt.Log.Warn("saving view record failed", "repo", s.repo, "root", s.root, "view", s.view, "err", err)
 	}
+}
+
+// anyStored reports whether the store still holds a rewritten file of g.
+func (v *Views) anyStored(ctx context.Context, g *Gen) bool {
+	for _, f := range g.Files {
+		if f.Checksum != "" {
+			continue // upstream's file, the generations' to keep
+		}
+		if _, err := v.opt.Store.Stat(ctx, f.Key); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// BuildNow brings the views in use of a root up to date with its current
+// generation and waits for them (an explicit refresh).
+func (v *Views) BuildNow(ctx context.Context, name, root string) error {
+	e, ok := v.opt.Repos[name]
+	if !ok {
+		return fmt.Errorf("no repo %q", name)
+	}
+	g, _ := e.Repo.Generations(root)
+	if g == nil {
+		return nil
+	}
+	var errs []error
+	for _, s := range v.slotList() {
+		if s.repo != name || s.root != root {
+			continue
+		}
+		in, err := v.inputFor(ctx, e, root, g, s.view, false)
+		if err == nil && (s.current() == nil || s.current().Input != in.key) {
+			_, err = v.build(ctx, s, e, g, in)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s view: %w", s.view, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Lookup finds a listed file in a root's current or retired views, without
@@ -598,7 +652,7 @@ func (v *Views) Pins(add func(key string)) {
 		s.mu.Lock()
 		if s.cur != nil {
 			add(keys.ViewRecKey(s.repo, s.root, s.view))
-			for _, g := range append([]*Gen{s.cur}, s.retired...) {
+			for _, g := range append([]*Gen{s.cur}, s.retired[:min(len(s.retired), pinnedRetired)]...) {
 				for _, f := range g.Files {
 					add(f.Key)
 				}
