@@ -68,7 +68,7 @@ type Record struct {
 	OpenChecksum Checksum // of the uncompressed content; may be zero
 	Size         int64    // -1 when repomd does not say
 	OpenSize     int64    // -1 when repomd does not say
-	Timestamp    int64
+	Timestamp    int64    // seconds; 0 when repomd does not say (or not as a time)
 }
 
 // Repomd is a parsed repomd.xml.
@@ -156,10 +156,14 @@ func ParseRepomd(data []byte) (*Repomd, error) {
 				return nil, fmt.Errorf("%s: open-checksum: %w", where, err)
 			}
 		}
+		// The timestamp is informational: old yum wrote fractions of a
+		// second ("1355315696.84"), and librepo and dnf take such repos, so
+		// anything that is not a time is read as none. Sizes are checked.
+		rec.Timestamp, _ = ParseTimestamp(d.Timestamp)
 		for _, f := range []struct {
 			s   string
 			dst *int64
-		}{{d.Size, &rec.Size}, {d.OpenSize, &rec.OpenSize}, {d.Timestamp, &rec.Timestamp}} {
+		}{{d.Size, &rec.Size}, {d.OpenSize, &rec.OpenSize}} {
 			s := strings.TrimSpace(f.s)
 			if s == "" {
 				continue
@@ -176,6 +180,35 @@ func ParseRepomd(data []byte) (*Repomd, error) {
 		return nil, fmt.Errorf("%w: repomd.xml lists no data", ErrMalformed)
 	}
 	return md, nil
+}
+
+// ParseTimestamp reads a repomd.xml <timestamp>: whole seconds since the
+// epoch, or seconds with a fraction as old yum wrote them, truncated. ok is
+// false (and the time 0) for anything else, which callers treat as no
+// timestamp.
+func ParseTimestamp(s string) (sec int64, ok bool) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return max(n, 0), n >= 0
+	}
+	whole, frac, found := strings.Cut(s, ".")
+	if !found || whole == "" || !isDigits(whole) || !isDigits(frac) {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // expectEnd reads the rest of a document whose root element dec has
