@@ -477,3 +477,86 @@ func corpusMD(t *testing.T, dir string) *metadata.Repomd {
 	_, md := corpusRepomd(t, dir)
 	return md
 }
+
+func TestResolveLocation(t *testing.T) {
+	roots := []string{"https://mirror.example/pub/el9/BaseOS/x86_64/os/", "http://backup.example:8080/el9"}
+	tests := []struct {
+		base, href string
+		rel        string // "" with inside false
+		err        bool
+	}{
+		{"", "Packages/a.rpm", "Packages/a.rpm", false},
+		{"", "../a.rpm", "", true},
+		{"https://mirror.example/pub/el9/BaseOS/x86_64/os/", "Packages/a.rpm", "Packages/a.rpm", false},
+		{"https://mirror.example/pub/el9/BaseOS/x86_64/os", "Packages/a.rpm", "Packages/a.rpm", false},
+		{"HTTPS://Mirror.Example:443/pub/el9/BaseOS/x86_64/os/Packages/", "a.rpm", "Packages/a.rpm", false},
+		{"https://mirror.example/pub/el9/BaseOS/x86_64/os/Packages/sub/", "../a.rpm", "Packages/a.rpm", false},
+		{"http://backup.example:8080/el9/", "b.rpm", "b.rpm", false},
+		{"http://backup.example/el9/", "b.rpm", "", false},                                       // other port
+		{"http://mirror.example/pub/el9/BaseOS/x86_64/os/", "a.rpm", "", false},                  // other scheme
+		{"https://elsewhere.example/pub/el9/BaseOS/x86_64/os/", "a.rpm", "", false},              // other host
+		{"https://mirror.example/pub/el9/AppStream/x86_64/os/", "a.rpm", "", false},              // other root
+		{"https://mirror.example/pub/el9/BaseOS/x86_64/os/", "../../AppStream/a.rpm", "", false}, // escapes
+		{"https://mirror.example/pub/el9/BaseOS/x86_64/os-extra/", "a.rpm", "", false},           // prefix of a segment
+		{"https://user@mirror.example/pub/el9/BaseOS/x86_64/os/", "a.rpm", "", false},
+		{"https://mirror.example/pub/el9/BaseOS/x86_64/os/?x=1", "a.rpm", "", false},
+		{"media/", "a.rpm", "", false}, // relative base
+		{"https://mirror.example/pub/el9/BaseOS/x86_64/os/", "http://evil.example/a.rpm", "", true},
+		{"https://mirror.example/pub/el9/BaseOS/x86_64/os/", "/etc/passwd", "", true},
+	}
+	for _, tt := range tests {
+		rel, inside, err := metadata.ResolveLocation(tt.base, tt.href, roots)
+		if rel != tt.rel || inside != (tt.rel != "") || (err != nil) != tt.err {
+			t.Errorf("ResolveLocation(%q, %q) = %q, %v, %v; want %q, inside %v, error %v", tt.base, tt.href, rel, inside, err, tt.rel, tt.rel != "", tt.err)
+		}
+	}
+}
+
+func FuzzResolveLocation(f *testing.F) {
+	f.Add("https://m.example/pub/", "Packages/a.rpm", "https://m.example/pub")
+	f.Add("http://m.example:80/pub/x/", "../a.rpm", "http://m.example/pub/")
+	f.Fuzz(func(t *testing.T, base, href, root string) {
+		rel, inside, _ := metadata.ResolveLocation(base, href, []string{root})
+		if !inside {
+			return
+		}
+		checkSafeHref(t, rel)
+	})
+}
+
+// TestLocationBase: createrepo_c --baseurl puts xml:base on every package
+// location. The rewritten primary.xml keeps the location elements as
+// upstream wrote them, in annotated, filtered and kept packages, and dnf
+// reads the base from it.
+func TestLocationBase(t *testing.T) {
+	const base = "http://mirror.invalid/pub/el9/"
+	src, _ := makeRepo(t, allRPMs, "--baseurl", base)
+	rw := rewriteRepo(t, src, decideBy("dnfpt-tool"), metadata.Gzip)
+	locRE := regexp.MustCompile(`<location [^>]*>`)
+	orig := openRecord(t, src, corpusMD(t, src), "primary")
+	out := openRecord(t, rw.dir, rw.md, "primary")
+	want := slices.DeleteFunc(locRE.FindAllString(string(orig), -1), func(s string) bool { return strings.Contains(s, "dnfpt-tool") })
+	got := locRE.FindAllString(string(out), -1)
+	if !slices.Equal(got, want) || len(got) != len(allRPMs)-1 {
+		t.Fatalf("locations\n%q\nwant\n%q", got, want)
+	}
+	for _, l := range got {
+		if !strings.Contains(l, `xml:base="`+base+`"`) {
+			t.Errorf("location lost its base: %s", l)
+		}
+	}
+	if rw.plan.Annotated != 1 {
+		t.Errorf("annotated %d", rw.plan.Annotated)
+	}
+	testenv.RequireTool(t, "dnf")
+	srv := httptest.NewServer(http.FileServer(http.Dir(rw.dir)))
+	t.Cleanup(srv.Close)
+	dnf := testenv.NewDNF(t, map[string]string{"xb": srv.URL})
+	// %{baseurl} is the package's xml:base (--location shows the repo's
+	// own URL, with or without one).
+	got = dnf.RepoQuery("--qf", "%{baseurl} %{location}", "dnfpt-app", "dnfpt-lib")
+	want = []string{base + " Packages/" + testenv.RPMApp, base + " Packages/" + testenv.RPMLibAlma, base + " Packages/" + testenv.RPMLib}
+	if !slices.Equal(got, want) {
+		t.Errorf("dnf repoquery %%{baseurl} %%{location} = %q, want %q", got, want)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -271,4 +272,62 @@ func ReadLimited(r io.Reader, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: larger than the %d-byte limit", ErrTooLarge, limit)
 	}
 	return data, nil
+}
+
+// ResolveLocation says where a package of primary.xml lives, given its
+// <location xml:base="base" href="href"/> and the URLs the repo root is
+// served from upstream (its url and mirrors, each naming the root
+// directory). createrepo_c --baseurl writes such bases; clients join base
+// and href with one slash (librepo's path concatenation, not RFC 3986
+// resolution), and so does ResolveLocation.
+//
+// With no base, or a base that puts the package below one of roots, inside
+// is true and rel is the package's path relative to the root, checked with
+// CleanHref. Otherwise inside is false: the package lives elsewhere, the
+// client fetches it from there directly, and the proxy must not (it is not
+// an open proxy). A base is compared by scheme, host (case and default port
+// aside) and cleaned path; one with a query, a fragment or user info, or
+// that is not absolute, is never inside. err is set only for an href that
+// is unsafe on its own.
+func ResolveLocation(base, href string, roots []string) (rel string, inside bool, err error) {
+	if base == "" {
+		rel, err := CleanHref(href)
+		return rel, err == nil, err
+	}
+	if strings.ContainsAny(href, "?#\\") || strings.Contains(href, "://") || strings.HasPrefix(href, "/") {
+		return "", false, fmt.Errorf("href %q is not a plain relative path", href)
+	}
+	b, err := url.Parse(base)
+	if err != nil || !b.IsAbs() || b.Host == "" || b.User != nil || b.RawQuery != "" || b.Fragment != "" || b.ForceQuery {
+		return "", false, nil
+	}
+	full := path.Clean("/" + strings.Trim(b.Path, "/") + "/" + href)
+	for _, root := range roots {
+		r, err := url.Parse(root)
+		if err != nil || !r.IsAbs() || !strings.EqualFold(r.Scheme, b.Scheme) || hostKey(r) != hostKey(b) {
+			continue
+		}
+		prefix := path.Clean("/"+strings.Trim(r.Path, "/")) + "/"
+		if prefix == "//" {
+			prefix = "/"
+		}
+		if rest, ok := strings.CutPrefix(full, prefix); ok {
+			if rel, err := CleanHref(rest); err == nil {
+				return rel, true, nil
+			}
+		}
+	}
+	return "", false, nil
+}
+
+// hostKey is a URL's host in lower case without the scheme's default port.
+func hostKey(u *url.URL) string {
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	switch {
+	case port == "",
+		port == "80" && strings.EqualFold(u.Scheme, "http"),
+		port == "443" && strings.EqualFold(u.Scheme, "https"):
+		return host
+	}
+	return host + ":" + port
 }

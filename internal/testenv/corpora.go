@@ -1,8 +1,12 @@
 package testenv
 
 import (
+	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -39,4 +43,42 @@ func CorpusPath(t testing.TB, rel string) string {
 		t.Skipf("testenv: corpus file missing: %v; skipping", err)
 	}
 	return p
+}
+
+// RequirePython returns the path of a python3 interpreter that can import
+// every module given (the Debian python3-* packages live in the system
+// interpreter, /usr/bin/python3, not in a pyenv on PATH). The test is
+// skipped, or failed when InCI, when there is none.
+func RequirePython(t testing.TB, modules ...string) string {
+	t.Helper()
+	var tried []string
+	for _, py := range []string{"/usr/bin/python3", "python3"} {
+		path, err := exec.LookPath(py)
+		if err != nil {
+			continue
+		}
+		args := []string{"-c", "import " + strings.Join(append([]string{"sys"}, modules...), ", ")}
+		if out, err := exec.CommandContext(t.Context(), path, args...).CombinedOutput(); err != nil {
+			tried = append(tried, fmt.Sprintf("%s: %v: %s", path, err, bytes.TrimSpace(out)))
+			continue
+		}
+		return path
+	}
+	msg := fmt.Sprintf("no python3 imports %s (Debian packages %s)", strings.Join(modules, ", "), pythonPackages(modules))
+	if len(tried) > 0 {
+		msg += "; tried " + strings.Join(tried, "; ")
+	}
+	if InCI() {
+		t.Fatalf("%s; `make deps` installs them", msg)
+	}
+	t.Skipf("%s; skipping", msg)
+	return ""
+}
+
+func pythonPackages(modules []string) string {
+	var out []string
+	for _, m := range modules {
+		out = append(out, "python3-"+m)
+	}
+	return strings.Join(out, ", ")
 }
