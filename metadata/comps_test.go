@@ -6,6 +6,8 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -352,4 +354,73 @@ func compsLabel(path string) string {
 		}
 	}
 	return filepath.Base(filepath.Dir(filepath.Dir(path))) + "/" + base
+}
+
+// TestFilterCompsDNF: the pulp zoo with dolphin filtered. penguin needs
+// dolphin, so it cannot be installed either; with the comps left as
+// upstream wrote them `dnf group install birds` fails ("nothing provides
+// dolphin needed by penguin"), with dolphin and penguin dropped from the
+// groups it installs what is left, and `dnf group info` lists the rest.
+func TestFilterCompsDNF(t *testing.T) {
+	testenv.RequireTool(t, "dnf")
+	testenv.RequireRoot(t)
+	assets := testenv.CorpusPath(t, "pulp-fixtures/rpm/assets")
+	rpms, err := filepath.Glob(filepath.Join(assets, "*.rpm"))
+	if err != nil || len(rpms) == 0 {
+		t.Fatalf("no zoo RPMs: %v", err)
+	}
+	src, md := makeRepo(t, rpms, "--groupfile", filepath.Join(assets, "comps.xml"))
+	if _, ok := md.Record("group_gz"); !ok {
+		t.Fatal("createrepo_c --groupfile made no group_gz record")
+	}
+	decide := func(id metadata.PackageID, _ string) metadata.Decision {
+		if id.Name == "dolphin" {
+			return metadata.Decision{Action: metadata.ActionFilter, Findings: almaFindings[1:]}
+		}
+		return metadata.Decision{}
+	}
+	serve := func(rw *rewritten) *testenv.DNF {
+		srv := httptest.NewServer(http.FileServer(http.Dir(rw.dir)))
+		t.Cleanup(srv.Close)
+		return testenv.NewDNF(t, map[string]string{"zoo": srv.URL})
+	}
+
+	t.Run("comps as upstream wrote them", func(t *testing.T) {
+		dnf := serve(rewriteRepo(t, src, decide, metadata.Gzip))
+		_, stderr, err := dnf.Run("group", "install", "birds")
+		if err == nil || !strings.Contains(stderr, "nothing provides dolphin needed by penguin") {
+			t.Errorf("group install birds = %v, %s; want the failure over dolphin", err, stderr)
+		}
+	})
+	t.Run("comps filtered", func(t *testing.T) {
+		rw := rewriteRepoComps(t, src, decide, metadata.Gzip, dropNames("dolphin", "penguin"))
+		for _, typ := range []string{"group", "group_gz"} {
+			data := openRecord(t, rw.dir, rw.md, typ)
+			if bytes.Contains(data, []byte(">penguin<")) || bytes.Contains(data, []byte(">dolphin<")) || !bytes.Contains(data, []byte(">stork<")) {
+				t.Errorf("%s: penguin or dolphin still listed, or stork gone", typ)
+			}
+		}
+		if _, ok := rw.md.Record("group_zck"); ok {
+			t.Error("a group_zck record is left")
+		}
+		dnf := serve(rw)
+		info, _, err := dnf.Run("group", "info", "birds", "mammals")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"cockateel", "duck", "stork", "bear", "whale"} {
+			if !strings.Contains(info, name) {
+				t.Errorf("group info lacks %s:\n%s", name, info)
+			}
+		}
+		if strings.Contains(info, "penguin") || strings.Contains(info, "dolphin") {
+			t.Errorf("group info lists a dropped package:\n%s", info)
+		}
+		dnf.Install("@birds")
+		for _, name := range []string{"stork", "duck", "cockateel"} {
+			if !dnf.Installed(name) {
+				t.Errorf("%s not installed by the group", name)
+			}
+		}
+	})
 }

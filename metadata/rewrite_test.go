@@ -69,6 +69,13 @@ type rewritten struct {
 // Packages/ linked.
 func rewriteRepo(t *testing.T, src string, decide metadata.DecideFunc, out metadata.Codec) *rewritten {
 	t.Helper()
+	return rewriteRepoComps(t, src, decide, out, nil)
+}
+
+// rewriteRepoComps is rewriteRepo that also filters every comps record
+// with compsDrop, when it is not nil, as the filter view does.
+func rewriteRepoComps(t *testing.T, src string, decide metadata.DecideFunc, out metadata.Codec, compsDrop func(string) bool) *rewritten {
+	t.Helper()
 	orig := readFile(t, filepath.Join(src, "repodata", "repomd.xml"))
 	md, err := metadata.ParseRepomd(orig)
 	if err != nil {
@@ -111,6 +118,19 @@ func rewriteRepo(t *testing.T, src string, decide metadata.DecideFunc, out metad
 		writeFile(t, filepath.Join(dst, metadata.RewrittenHref(string(kind), rec.Href, res.FileInfo)), buf.Bytes())
 		rw.results[kind] = res
 		replaced[string(kind)] = res.FileInfo
+	}
+	for _, rec := range md.Records {
+		if compsDrop == nil || !metadata.IsCompsRecord(rec.Type) {
+			continue
+		}
+		f, codec := open(rec.Type)
+		var buf bytes.Buffer
+		res, err := metadata.FilterComps(f, codec, &buf, codec, rwLimit, compsDrop)
+		if err != nil {
+			t.Fatalf("FilterComps(%s): %v", rec.Type, err)
+		}
+		writeFile(t, filepath.Join(dst, metadata.RewrittenHref(rec.Type, rec.Href, res.FileInfo)), buf.Bytes())
+		replaced[rec.Type] = res.FileInfo
 	}
 	extra := divergenceRecord(t, dst, plan)
 	rw.repomd, err = metadata.RewriteRepomd(orig, replaced, []metadata.ExtraRecord{extra}, nil)
