@@ -560,3 +560,39 @@ func TestLocationBase(t *testing.T) {
 		t.Errorf("dnf repoquery %%{baseurl} %%{location} = %q, want %q", got, want)
 	}
 }
+
+// TestOldYumRepoLibrepo rewrites librepo's old-yum repo as the filter view
+// does (fractional timestamps, plain and gzipped comps, sqlite databases,
+// prestodelta, pkgorigins) and has librepo, dnf's downloader, fetch the
+// result with every checksum verified.
+func TestOldYumRepoLibrepo(t *testing.T) {
+	src := testenv.CorpusPath(t, "librepo/tests/test_data/repo_yum_02")
+	rw := rewriteRepoComps(t, src, func(id metadata.PackageID, _ string) metadata.Decision {
+		return metadata.Decision{Action: metadata.ActionFilter, Findings: almaFindings[1:]}
+	}, metadata.Gzip, dropNames("foobar"))
+	if rw.plan.Filtered != 1 || rw.plan.Kept != 0 {
+		t.Fatalf("plan: %d filtered, %d kept", rw.plan.Filtered, rw.plan.Kept)
+	}
+	for _, typ := range []string{"group", "group_gz"} {
+		if data := openRecord(t, rw.dir, rw.md, typ); bytes.Contains(data, []byte("foobar")) {
+			t.Errorf("%s still lists foobar", typ)
+		}
+	}
+	if !bytes.Contains(rw.repomd, []byte("<timestamp>1355315696.84</timestamp>")) {
+		t.Error("the origin record's timestamp changed")
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(rw.dir)))
+	t.Cleanup(srv.Close)
+	res, err := testenv.Librepo(t, t.TempDir(), testenv.LibrepoOptions{URLs: []string{srv.URL + "/"}})
+	if err != nil {
+		t.Fatalf("librepo refuses the rewritten repo: %v", err)
+	}
+	for _, typ := range []string{"primary", "filelists", "other", "group", "group_gz", "updateinfo", "origin", "abi-divergence"} {
+		if res.Paths[typ] == "" && !slices.Contains(res.Records, typ) {
+			t.Errorf("librepo did not get %s: %+v", typ, res)
+		}
+	}
+	if slices.Contains(res.Records, "primary_db") {
+		t.Error("the rewritten repomd.xml still lists primary_db")
+	}
+}
