@@ -332,6 +332,33 @@ func TestDuplicatePkgidsCorpus(t *testing.T) {
 	if got := dnf.RepoQuery("--whatprovides", "/usr/bin/super_kernel"); !slices.Equal(got, []string{"super_kernel-6.0.1-2.x86_64"}) {
 		t.Errorf("whatprovides /usr/bin/super_kernel (filelists) = %q", got)
 	}
+
+	testenv.RequireTool(t, "zypper")
+	z := testenv.NewZypper(t, map[string]string{"dup": srv.URL})
+	if err := z.Refresh(); err != nil {
+		t.Fatalf("zypper refresh of the rewritten repo: %v", err)
+	}
+	found, err := z.Search("*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range found {
+		names = append(names, p.Name)
+	}
+	if names = slices.Compact(names); !slices.Equal(names, []string{"super_kernel"}) {
+		t.Errorf("zypper search lists %q, want super_kernel only", names)
+	}
+	info, err := z.Info("super_kernel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := info["Summary"]; s != "[RHEL-ABI: abi-changed,patched] Test package" {
+		t.Errorf("zypper info: Summary %q, want the annotation", s)
+	}
+	if d := info["Description"]; !strings.Contains(d, "RHEL ABI compatibility: patched — vendor release marker .alma.1") {
+		t.Errorf("zypper info: Description %q lacks the annotation", d)
+	}
 }
 
 // TestPackageCountDisagrees: a filelists.xml (or other.xml) whose

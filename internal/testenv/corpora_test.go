@@ -116,6 +116,9 @@ func TestZypper(t *testing.T) {
 	if none, err := z.Search("no-such-animal"); err != nil || len(none) != 0 {
 		t.Errorf("search no-such-animal = %+v, %v; want nothing, no error", none, err)
 	}
+	if info, err := z.Info("penguin"); err != nil || info["Version"] != "0.9.1-1" || info["Summary"] == "" || info["Repository"] != "zoo" {
+		t.Errorf("info penguin = %q, %v", info, err)
+	}
 	files, err := z.DownloadOnly("penguin")
 	if err != nil {
 		t.Fatal(err)

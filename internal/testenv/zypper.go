@@ -97,7 +97,6 @@ type ZypperPackage struct {
 	Edition string `xml:"edition,attr"` // [epoch:]version-release
 	Arch    string `xml:"arch,attr"`
 	Repo    string `xml:"repository,attr"`
-	Summary string `xml:"summary,attr"`
 }
 
 // Search runs `zypper --xmlout search --details args...` and returns the
@@ -122,6 +121,32 @@ func (z *Zypper) Search(args ...string) ([]ZypperPackage, error) {
 		return strings.Compare(a.Name+" "+a.Edition+" "+a.Arch, b.Name+" "+b.Edition+" "+b.Arch)
 	})
 	return doc.Solvables, nil
+}
+
+// Info runs `zypper info pkg` and returns its fields ("Summary",
+// "Version", "Repository", ...; the description is under "Description").
+func (z *Zypper) Info(pkg string) (map[string]string, error) {
+	out, _, err := z.Run("info", pkg)
+	if err != nil {
+		return nil, err
+	}
+	fields := map[string]string{}
+	last := ""
+	for line := range strings.Lines(out) {
+		line = strings.TrimRight(line, "\n")
+		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, " ") && strings.TrimSpace(k) != "" {
+			last = strings.TrimSpace(k)
+			fields[last] = strings.TrimSpace(v)
+			continue
+		}
+		if last == "Description" {
+			fields[last] = strings.TrimSpace(fields[last] + "\n" + strings.TrimSpace(line))
+		}
+	}
+	if fields["Name"] == "" {
+		return nil, fmt.Errorf("zypper info %s: no package in\n%s", pkg, out)
+	}
+	return fields, nil
 }
 
 // DownloadOnly runs `zypper install --download-only pkgs...` (dependencies
