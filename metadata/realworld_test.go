@@ -187,13 +187,19 @@ func shapeFile(kind metadata.FileKind, count string, pkgs ...shapePkg) string {
 
 func count(n int) string { return ` packages="` + strconv.Itoa(n) + `"` }
 
-// rewriteString rewrites an uncompressed document.
+// rewriteString rewrites an uncompressed document, from a reader that can
+// seek (as cache objects do: a count is taken in a first pass when needed)
+// and from one that cannot (the body is held): both write the same bytes.
 func rewriteString(t *testing.T, plan *metadata.Plan, kind metadata.FileKind, in string) (string, metadata.RewriteResult) {
 	t.Helper()
-	var out bytes.Buffer
+	var out, streamed bytes.Buffer
 	res, err := plan.Rewrite(kind, strings.NewReader(in), metadata.None, &out, metadata.None, rwLimit)
 	if err != nil {
 		t.Fatalf("Rewrite(%s): %v\n%s", kind, err, in)
+	}
+	res2, err := plan.Rewrite(kind, struct{ io.Reader }{strings.NewReader(in)}, metadata.None, &streamed, metadata.None, rwLimit)
+	if err != nil || res2 != res || !bytes.Equal(streamed.Bytes(), out.Bytes()) {
+		t.Fatalf("Rewrite(%s) of a reader that cannot seek: %+v, %v\n%s\nwith seeking: %+v\n%s", kind, res2, err, streamed.Bytes(), res, out.Bytes())
 	}
 	if err := xml.Unmarshal(out.Bytes(), new(struct{})); err != nil {
 		t.Fatalf("Rewrite(%s) output does not parse: %v\n%s", kind, err, out.Bytes())
@@ -418,6 +424,18 @@ func TestPackageCountDisagrees(t *testing.T) {
 			}
 		})
 	}
+	t.Run("seekable reader not at its start", func(t *testing.T) {
+		doc := shapeFile(metadata.KindFilelists, count(2), a, c)
+		want, _ := rewriteString(t, plan, metadata.KindFilelists, doc)
+		r := strings.NewReader("junk before the file" + doc)
+		if _, err := r.Seek(int64(len("junk before the file")), io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if _, err := plan.Rewrite(metadata.KindFilelists, r, metadata.None, &out, metadata.None, rwLimit); err != nil || out.String() != want {
+			t.Errorf("Rewrite = %v\n%s\nwant\n%s", err, out.String(), want)
+		}
+	})
 	// A count that agrees with primary.xml is trusted while streaming; a
 	// file that then lists other packages cannot be fixed any more.
 	t.Run("count agrees but packages differ", func(t *testing.T) {

@@ -275,19 +275,79 @@ type RewriteResult struct {
 // verdicts): otherwise ErrMalformed. The other kinds are rewritten as they
 // are: clients accept a filelists.xml that lists fewer packages than
 // primary.xml (a stub with packages="0"), so Rewrite does too. When such a
-// file's packages="N" differs from primary.xml's count, its body is held in
-// memory (it is at most limit bytes) until the count of what is written is
-// known; otherwise it streams, and a file whose count agrees with
-// primary.xml but whose packages do not is ErrMalformed. A pkgid that names
-// another name or arch than in primary.xml is ErrMalformed: the file belongs
-// to another generation. On any error, what was written to out is garbage
-// and must be discarded.
+// file's packages="N" differs from primary.xml's count, the count of what
+// will be written is needed before the root element: when in is an
+// io.ReadSeeker (a cache object) Rewrite counts in a first pass and seeks
+// back, otherwise it holds the rewritten body in memory (at most limit
+// bytes). A file whose count agrees with primary.xml but whose packages do
+// not is ErrMalformed, as is a pkgid that names another name or arch than
+// in primary.xml (the file belongs to another generation). On any error,
+// what was written to out is garbage and must be discarded.
 func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer, outCodec Codec, limit int64) (RewriteResult, error) {
-	var res RewriteResult
 	fw, err := NewFileWriter(out, outCodec)
+	if err != nil {
+		return RewriteResult{}, err
+	}
+	rs, seekable := in.(io.ReadSeeker)
+	var start int64
+	if seekable {
+		if start, err = rs.Seek(0, io.SeekCurrent); err != nil {
+			seekable = false
+		}
+	}
+	res, err := p.rewrite(kind, in, inCodec, fw, limit, -1, seekable)
+	if err == errNeedCount {
+		var n int
+		if _, err = rs.Seek(start, io.SeekStart); err == nil {
+			n, err = p.countKept(kind, rs, inCodec, limit)
+		}
+		if err == nil {
+			_, err = rs.Seek(start, io.SeekStart)
+		}
+		if err == nil {
+			res, err = p.rewrite(kind, rs, inCodec, fw, limit, n, false)
+		}
+	}
 	if err != nil {
 		return res, err
 	}
+	if err := fw.Close(); err != nil {
+		return res, err
+	}
+	res.FileInfo = fw.Info()
+	return res, nil
+}
+
+// errNeedCount stops a first pass that found a root count it cannot trust.
+var errNeedCount = errors.New("the count of kept packages is needed first")
+
+// countKept returns how many packages a rewrite of the file keeps.
+func (p *Plan) countKept(kind FileKind, in io.Reader, inCodec Codec, limit int64) (int, error) {
+	rc, err := Decompress(in, inCodec, limit)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n := 0
+	err = scanDocument(kind, rc, nil, func(it *docItem) error {
+		if it.kind != itemPackage {
+			return nil
+		}
+		if i, ok := p.byPkgID[it.pkg.pkgid]; ok && p.decided[i].Decision.Action == ActionFilter {
+			return nil
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// rewrite is one pass of Rewrite into fw. known is the count to write at
+// the root when a first pass counted it (-1: not known); with restart, a
+// root count that needs counting ends the pass with errNeedCount before
+// anything is written.
+func (p *Plan) rewrite(kind FileKind, in io.Reader, inCodec Codec, fw io.Writer, limit int64, known int, restart bool) (RewriteResult, error) {
+	var res RewriteResult
 	rc, err := Decompress(in, inCodec, limit)
 	if err != nil {
 		return res, err
@@ -295,15 +355,17 @@ func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer
 	defer rc.Close()
 	var (
 		scratch   []byte
-		afterDrop bool      // the previous item was a dropped package
-		file                = string(kind) + ".xml"
-		w         io.Writer = fw
+		afterDrop bool // the previous item was a dropped package
+		file      = string(kind) + ".xml"
+		// The prolog is held until the root start tag says how to write.
+		prolog  bytes.Buffer
+		w       io.Writer = &prolog
+		written           = -1 // the count written at the root, when known there
 		// held is set when the root's count must wait for the end: the
 		// root start tag and then everything after it.
 		held      *bytes.Buffer
 		rootTag   []byte
 		countSpan [2]int
-		streamed  = -1 // the count written at the root, when streaming
 	)
 	spotsFor := func(pkgid string) bool {
 		i, ok := p.byPkgID[pkgid]
@@ -318,22 +380,32 @@ func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer
 				return nil
 			}
 		case itemRoot:
+			n := -1
 			switch {
 			case it.count < 0:
+			case known >= 0:
+				n = known
 			case it.count == p.Packages:
-				streamed = p.Kept
-				if it.count != p.Kept {
-					scratch = append(scratch[:0], it.raw[:it.countStart]...)
-					scratch = strconv.AppendInt(scratch, int64(p.Kept), 10)
-					scratch = append(scratch, it.raw[it.countEnd:]...)
-					_, err := w.Write(scratch)
-					return err
-				}
-			default:
+				n = p.Kept
+			case restart:
+				return errNeedCount
+			}
+			if _, err := prolog.WriteTo(fw); err != nil {
+				return err
+			}
+			w = fw
+			if it.count >= 0 && n < 0 {
 				rootTag, countSpan = slices.Clone(it.raw), [2]int{it.countStart, it.countEnd}
 				held = &bytes.Buffer{}
 				w = held
 				return nil
+			}
+			if written = n; n >= 0 && n != it.count {
+				scratch = append(scratch[:0], it.raw[:it.countStart]...)
+				scratch = strconv.AppendInt(scratch, int64(n), 10)
+				scratch = append(scratch, it.raw[it.countEnd:]...)
+				_, err := w.Write(scratch)
+				return err
 			}
 		case itemPackage:
 			pk := it.pkg
@@ -375,9 +447,9 @@ func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer
 				ErrMalformed, res.Packages+res.Filtered, res.Filtered, res.Annotated, p.Packages, p.Filtered, p.Annotated)
 		}
 	}
-	if streamed >= 0 && res.Packages != streamed {
-		return res, fmt.Errorf("%w: %s says packages=\"%d\" as primary.xml does, but lists %d packages of which %d are kept (primary.xml: %d)",
-			ErrMalformed, file, p.Packages, res.Packages+res.Filtered, res.Packages, streamed)
+	if written >= 0 && res.Packages != written {
+		return res, fmt.Errorf("%w: %s: packages=\"%d\" was written at its root, but %d of the %d packages it lists are kept",
+			ErrMalformed, file, written, res.Packages, res.Packages+res.Filtered)
 	}
 	if held != nil {
 		scratch = append(scratch[:0], rootTag[:countSpan[0]]...)
@@ -390,10 +462,6 @@ func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer
 			return res, err
 		}
 	}
-	if err := fw.Close(); err != nil {
-		return res, err
-	}
-	res.FileInfo = fw.Info()
 	return res, nil
 }
 
