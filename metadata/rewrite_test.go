@@ -1015,6 +1015,10 @@ func FuzzRewritePrimary(f *testing.F) {
 		if err != nil {
 			t.Fatalf("keep-all Rewrite of input NewPlan accepted: %v", err)
 		}
+		var held bytes.Buffer
+		if res2, err := plan.Rewrite(metadata.KindPrimary, struct{ io.Reader }{bytes.NewReader(data)}, metadata.None, &held, metadata.None, 1<<20); err != nil || res2 != res || !bytes.Equal(held.Bytes(), out.Bytes()) {
+			t.Fatalf("keep-all Rewrite of a reader that cannot seek differs (%v):\n%q\n%q", err, held.Bytes(), out.Bytes())
+		}
 		if !bytes.Equal(out.Bytes(), data) {
 			// Only a root count that disagrees with the packages listed
 			// is changed, to what is written: the output is then a fixed
