@@ -145,3 +145,39 @@ func TestZypper(t *testing.T) {
 		t.Errorf("refresh of a 404 repo = %v, want a ZypperError", err)
 	}
 }
+
+// TestZypperRepoGPG: with a key, zypper checks repomd.xml.asc: librepo's
+// signed repo refreshes, the same repo with repomd.xml changed does not.
+func TestZypperRepoGPG(t *testing.T) {
+	RequireTool(t, "zypper")
+	src := CorpusPath(t, "librepo/tests/test_data/repo_yum_01")
+	changed := t.TempDir()
+	if err := os.CopyFS(changed, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	md := filepath.Join(changed, "repodata", "repomd.xml")
+	os.Chmod(md, 0o644)
+	data, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(md, append(data, "<!-- changed after signing -->\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		dir  string
+		good bool
+	}{{src, true}, {changed, false}} {
+		srv := httptest.NewServer(http.FileServer(http.Dir(tt.dir)))
+		defer srv.Close()
+		z := NewZypper(t, map[string]string{"signed": srv.URL}, WithZypperRepoGPG("signed", srv.URL+"/repodata/repomd.xml.key"))
+		err := z.Refresh()
+		var ze *ZypperError
+		switch {
+		case tt.good && err != nil:
+			t.Errorf("refresh of the signed repo: %v", err)
+		case !tt.good && (!errors.As(err, &ze) || !strings.Contains(ze.Stdout+ze.Stderr, "Signature verification failed")):
+			t.Errorf("refresh of a repo whose repomd.xml changed after signing = %v, want a signature failure", err)
+		}
+	}
+}

@@ -45,14 +45,48 @@ func (e *ZypperError) Error() string {
 	return fmt.Sprintf("zypper %s: exit %d: %s", strings.Join(e.Args, " "), e.Code, strings.TrimSpace(e.Stderr+"\n"+e.Stdout))
 }
 
+// ZypperOption changes how NewZypper adds a repo.
+type ZypperOption func(keys map[string]string)
+
+// WithZypperRepoGPG checks repo alias's repomd.xml signature (.asc) with
+// the armored key at keyURL, as repo_gpgcheck=1 with gpgkey= does in dnf;
+// packages stay unchecked. zypper imports the key on the first refresh.
+func WithZypperRepoGPG(alias, keyURL string) ZypperOption {
+	return func(keys map[string]string) { keys[alias] = keyURL }
+}
+
 // NewZypper makes a zypper root with repos (alias → base URL) added and
-// autorefresh on. Commands time out after DefaultDNFTimeout.
-func NewZypper(t testing.TB, repos map[string]string) *Zypper {
+// autorefresh on, without GPG checks unless an option asks for one.
+// Commands time out after DefaultDNFTimeout.
+func NewZypper(t testing.TB, repos map[string]string, opts ...ZypperOption) *Zypper {
 	t.Helper()
 	z := &Zypper{t: t, bin: RequireTool(t, "zypper"), root: t.TempDir(), timeout: DefaultDNFTimeout}
+	keys := map[string]string{}
+	for _, o := range opts {
+		o(keys)
+	}
 	for _, alias := range slices.Sorted(maps.Keys(repos)) {
-		if _, _, err := z.Run("addrepo", "--refresh", "--no-gpgcheck", repos[alias], alias); err != nil {
+		key, gpg := keys[alias]
+		args := []string{"addrepo", "--refresh", "--no-gpgcheck", repos[alias], alias}
+		if gpg {
+			args = []string{"addrepo", "--refresh", repos[alias], alias}
+		}
+		if _, _, err := z.Run(args...); err != nil {
 			t.Fatalf("testenv: %v", err)
+		}
+		if !gpg {
+			continue
+		}
+		file := filepath.Join(z.root, "etc", "zypp", "repos.d", alias+".repo")
+		f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			_, err = fmt.Fprintf(f, "repo_gpgcheck=1\npkg_gpgcheck=0\ngpgkey=%s\n", key)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			t.Fatalf("testenv: zypper repo file: %v", err)
 		}
 	}
 	return z
@@ -61,12 +95,12 @@ func NewZypper(t testing.TB, repos map[string]string) *Zypper {
 // Root returns the --root directory.
 func (z *Zypper) Root() string { return z.root }
 
-// Run runs `zypper --root ROOT --non-interactive --no-color args...`. A
-// non-zero exit is a *ZypperError.
+// Run runs `zypper --root ROOT --non-interactive --no-color
+// --gpg-auto-import-keys args...`. A non-zero exit is a *ZypperError.
 func (z *Zypper) Run(args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(z.t.Context(), z.timeout)
 	defer cancel()
-	all := append([]string{"--root", z.root, "--non-interactive", "--no-color"}, args...)
+	all := append([]string{"--root", z.root, "--non-interactive", "--no-color", "--gpg-auto-import-keys"}, args...)
 	cmd := exec.CommandContext(ctx, z.bin, all...)
 	cmd.Env = append(dnfEnv(), "HOME="+z.root)
 	var so, se bytes.Buffer
