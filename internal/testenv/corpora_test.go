@@ -181,3 +181,35 @@ func TestZypperRepoGPG(t *testing.T) {
 		}
 	}
 }
+
+// TestLibrepoMetalink: librepo takes repomd.xml from the metalink's URLs
+// and checks it against the metalink's hashes.
+func TestLibrepoMetalink(t *testing.T) {
+	RequirePython(t, "librepo")
+	src := CorpusPath(t, "librepo/tests/test_data/repo_yum_01")
+	metalink, err := os.ReadFile(filepath.Join(src, "metalink.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served []byte
+	mux := http.NewServeMux()
+	mux.Handle("/repo/", http.StripPrefix("/repo", http.FileServer(http.Dir(src))))
+	mux.HandleFunc("/metalink", func(w http.ResponseWriter, r *http.Request) { w.Write(served) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	good := strings.ReplaceAll(string(metalink), "http://127.0.0.1:5000/yum/static/01/", srv.URL+"/repo/")
+	if good == string(metalink) {
+		t.Fatal("the metalink names no URL to replace")
+	}
+	served = []byte(good)
+	res, err := Librepo(t, t.TempDir(), LibrepoOptions{Metalink: srv.URL + "/metalink"})
+	if err != nil || res.Paths["primary"] == "" {
+		t.Fatalf("librepo with a good metalink: %+v, %v", res, err)
+	}
+	// librepo checks the strongest hash the metalink gives: sha512 here.
+	served = []byte(strings.Replace(good, "e40060c747895562e945a68967a04d1279e4bd8507413681f83c322479aa564027fdf3962c2d875089bfcb9317d3a623465f390dc1f4acef294711168b807af0", strings.Repeat("0", 128), 1))
+	var le *LibrepoError
+	if _, err := Librepo(t, t.TempDir(), LibrepoOptions{Metalink: srv.URL + "/metalink"}); !errors.As(err, &le) {
+		t.Errorf("librepo with a metalink hash that does not match = %v, want a LibrepoError", err)
+	}
+}
