@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -191,23 +192,24 @@ func TestLibrepoMetalink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var served []byte
+	var served atomic.Pointer[[]byte]
 	mux := http.NewServeMux()
 	mux.Handle("/repo/", http.StripPrefix("/repo", http.FileServer(http.Dir(src))))
-	mux.HandleFunc("/metalink", func(w http.ResponseWriter, r *http.Request) { w.Write(served) })
+	mux.HandleFunc("/metalink", func(w http.ResponseWriter, r *http.Request) { w.Write(*served.Load()) })
+	serve := func(s string) { b := []byte(s); served.Store(&b) }
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	good := strings.ReplaceAll(string(metalink), "http://127.0.0.1:5000/yum/static/01/", srv.URL+"/repo/")
 	if good == string(metalink) {
 		t.Fatal("the metalink names no URL to replace")
 	}
-	served = []byte(good)
+	serve(good)
 	res, err := Librepo(t, t.TempDir(), LibrepoOptions{Metalink: srv.URL + "/metalink"})
 	if err != nil || res.Paths["primary"] == "" {
 		t.Fatalf("librepo with a good metalink: %+v, %v", res, err)
 	}
 	// librepo checks the strongest hash the metalink gives: sha512 here.
-	served = []byte(strings.Replace(good, "e40060c747895562e945a68967a04d1279e4bd8507413681f83c322479aa564027fdf3962c2d875089bfcb9317d3a623465f390dc1f4acef294711168b807af0", strings.Repeat("0", 128), 1))
+	serve(strings.Replace(good, "e40060c747895562e945a68967a04d1279e4bd8507413681f83c322479aa564027fdf3962c2d875089bfcb9317d3a623465f390dc1f4acef294711168b807af0", strings.Repeat("0", 128), 1))
 	var le *LibrepoError
 	if _, err := Librepo(t, t.TempDir(), LibrepoOptions{Metalink: srv.URL + "/metalink"}); !errors.As(err, &le) {
 		t.Errorf("librepo with a metalink hash that does not match = %v, want a LibrepoError", err)
