@@ -5,8 +5,11 @@ GO       ?= go
 FUZZTIME ?= 30s
 
 # External tools the tests drive, and the Debian packages that provide them.
-TOOLS        := dnf createrepo_c rpmbuild rpm2cpio cpio systemd-analyze buildah zck chromium
-APT_PACKAGES := dnf createrepo-c rpm cpio systemd buildah zchunk chromium
+TOOLS        := dnf createrepo_c modifyrepo_c rpmbuild rpm2cpio cpio systemd-analyze buildah zck chromium zypper gpg
+APT_PACKAGES := dnf createrepo-c rpm cpio systemd buildah zchunk chromium zypper python3-librepo python3-libcomps gpg
+# Python modules the tests import through /usr/bin/python3 (librepo and
+# libcomps, the libraries under dnf).
+PY_MODULES   := librepo libcomps
 
 VERSION ?= 0.1.0
 RPMDIR  ?= $(CURDIR)/rpmbuild
@@ -19,13 +22,20 @@ build:
 
 # Installs the test tools when they are missing and we are root (apt-get);
 # otherwise says what to install. Does nothing when all are present.
+# --no-remove: Debian's dnf-plugins-core Breaks zypper; apt-get must never
+# trade an installed dnf plugin for zypper (the tests need dnf alone), so
+# zypper is installed on its own and left out when it would remove anything;
+# the zypper tests then skip (fail under CI=true).
 deps:
 	@missing=""; \
 	for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	for m in $(PY_MODULES); do /usr/bin/python3 -c "import $$m" >/dev/null 2>&1 || missing="$$missing python3-$$m"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "make deps: missing:$$missing"; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-remove $(filter-out zypper,$(APT_PACKAGES)) && \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y --no-remove zypper || \
+		  echo "make deps: zypper not installed (it would remove a package, e.g. dnf-plugins-core); the zypper tests skip"; }; \
 	else \
 		echo "make deps: as root, run: apt-get update && apt-get install -y $(APT_PACKAGES)"; \
 		echo "make deps: without them the dnf end-to-end tests are skipped (they fail when CI=true)"; \

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -68,7 +69,7 @@ type Record struct {
 	OpenChecksum Checksum // of the uncompressed content; may be zero
 	Size         int64    // -1 when repomd does not say
 	OpenSize     int64    // -1 when repomd does not say
-	Timestamp    int64
+	Timestamp    int64    // seconds; 0 when repomd does not say (or not as a time)
 }
 
 // Repomd is a parsed repomd.xml.
@@ -156,10 +157,14 @@ func ParseRepomd(data []byte) (*Repomd, error) {
 				return nil, fmt.Errorf("%s: open-checksum: %w", where, err)
 			}
 		}
+		// The timestamp is informational: old yum wrote fractions of a
+		// second ("1355315696.84"), and librepo and dnf take such repos, so
+		// anything that is not a time is read as none. Sizes are checked.
+		rec.Timestamp, _ = ParseTimestamp(d.Timestamp)
 		for _, f := range []struct {
 			s   string
 			dst *int64
-		}{{d.Size, &rec.Size}, {d.OpenSize, &rec.OpenSize}, {d.Timestamp, &rec.Timestamp}} {
+		}{{d.Size, &rec.Size}, {d.OpenSize, &rec.OpenSize}} {
 			s := strings.TrimSpace(f.s)
 			if s == "" {
 				continue
@@ -176,6 +181,35 @@ func ParseRepomd(data []byte) (*Repomd, error) {
 		return nil, fmt.Errorf("%w: repomd.xml lists no data", ErrMalformed)
 	}
 	return md, nil
+}
+
+// ParseTimestamp reads a repomd.xml <timestamp>: whole seconds since the
+// epoch, or seconds with a fraction as old yum wrote them, truncated. ok is
+// false (and the time 0) for anything else, which callers treat as no
+// timestamp.
+func ParseTimestamp(s string) (sec int64, ok bool) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return max(n, 0), n >= 0
+	}
+	whole, frac, found := strings.Cut(s, ".")
+	if !found || whole == "" || !isDigits(whole) || !isDigits(frac) {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // expectEnd reads the rest of a document whose root element dec has
@@ -238,4 +272,62 @@ func ReadLimited(r io.Reader, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: larger than the %d-byte limit", ErrTooLarge, limit)
 	}
 	return data, nil
+}
+
+// ResolveLocation says where a package of primary.xml lives, given its
+// <location xml:base="base" href="href"/> and the URLs the repo root is
+// served from upstream (its url and mirrors, each naming the root
+// directory). createrepo_c --baseurl writes such bases; clients join base
+// and href with one slash (librepo's path concatenation, not RFC 3986
+// resolution), and so does ResolveLocation.
+//
+// With no base, or a base that puts the package below one of roots, inside
+// is true and rel is the package's path relative to the root, checked with
+// CleanHref. Otherwise inside is false: the package lives elsewhere, the
+// client fetches it from there directly, and the proxy must not (it is not
+// an open proxy). A base is compared by scheme, host (case and default port
+// aside) and cleaned path; one with a query, a fragment or user info, or
+// that is not absolute, is never inside. err is set only for an href that
+// is unsafe on its own.
+func ResolveLocation(base, href string, roots []string) (rel string, inside bool, err error) {
+	if base == "" {
+		rel, err := CleanHref(href)
+		return rel, err == nil, err
+	}
+	if strings.ContainsAny(href, "?#\\") || strings.Contains(href, "://") || strings.HasPrefix(href, "/") {
+		return "", false, fmt.Errorf("href %q is not a plain relative path", href)
+	}
+	b, err := url.Parse(base)
+	if err != nil || !b.IsAbs() || b.Host == "" || b.User != nil || b.RawQuery != "" || b.Fragment != "" || b.ForceQuery {
+		return "", false, nil
+	}
+	full := path.Clean("/" + strings.Trim(b.Path, "/") + "/" + href)
+	for _, root := range roots {
+		r, err := url.Parse(root)
+		if err != nil || !r.IsAbs() || !strings.EqualFold(r.Scheme, b.Scheme) || hostKey(r) != hostKey(b) {
+			continue
+		}
+		prefix := path.Clean("/"+strings.Trim(r.Path, "/")) + "/"
+		if prefix == "//" {
+			prefix = "/"
+		}
+		if rest, ok := strings.CutPrefix(full, prefix); ok {
+			if rel, err := CleanHref(rest); err == nil {
+				return rel, true, nil
+			}
+		}
+	}
+	return "", false, nil
+}
+
+// hostKey is a URL's host in lower case without the scheme's default port.
+func hostKey(u *url.URL) string {
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	switch {
+	case port == "",
+		port == "80" && strings.EqualFold(u.Scheme, "http"),
+		port == "443" && strings.EqualFold(u.Scheme, "https"):
+		return host
+	}
+	return host + ":" + port
 }

@@ -257,6 +257,18 @@ func TestParseRepomdAccepts(t *testing.T) {
 			}
 		}},
 		{"unknown elements", "<revision>", "<tags><content>x</content></tags><revision>", nil},
+		// Old yum wrote fractional timestamps (librepo's repo_yum_02):
+		// librepo and dnf accept them.
+		{"fractional timestamp", "<timestamp>1795342181", "<timestamp>1795342181.84", func(t *testing.T, r metadata.Record) {
+			if r.Timestamp != 1795342181 {
+				t.Errorf("Timestamp = %d, want 1795342181 (truncated)", r.Timestamp)
+			}
+		}},
+		{"timestamp not a time", "<timestamp>1795342181", "<timestamp>yesterday", func(t *testing.T, r metadata.Record) {
+			if r.Timestamp != 0 {
+				t.Errorf("Timestamp = %d, want 0 (none)", r.Timestamp)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -317,7 +329,6 @@ func TestParseRepomdRejects(t *testing.T) {
 		{"xml:base location", `<location href`, `<location xml:base="http://mirror.example/" href`},
 		{"negative size", "<size>1046", "<size>-1"},
 		{"non-numeric open-size", "<open-size>4639", "<open-size>12k"},
-		{"bad timestamp", "<timestamp>1795342181", "<timestamp>1795342181.5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

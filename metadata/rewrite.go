@@ -23,15 +23,25 @@ import (
 // libsolv silently drops, and its decoder is several times slower than
 // gzip, which would make a rewrite cost far more than a recompression.)
 
-// FileKind names one of the three package files of rpm-md.
+// FileKind names one of the package files of rpm-md: the ones that list
+// packages by pkgid and that a plan rewrites together.
 type FileKind string
 
 // The package files, named as their repomd.xml record types.
+// filelists-ext is createrepo_c's --filelists-ext: filelists with file
+// checksums, one <package> per pkgid like filelists.
 const (
-	KindPrimary   FileKind = "primary"
-	KindFilelists FileKind = "filelists"
-	KindOther     FileKind = "other"
+	KindPrimary      FileKind = "primary"
+	KindFilelists    FileKind = "filelists"
+	KindOther        FileKind = "other"
+	KindFilelistsExt FileKind = "filelists-ext"
 )
+
+// PackageKinds returns every FileKind, primary first: the records a view
+// rewrites with one plan (a record the repo lacks is skipped).
+func PackageKinds() []FileKind {
+	return []FileKind{KindPrimary, KindFilelists, KindOther, KindFilelistsExt}
+}
 
 // rootName is the document element of each kind.
 func (k FileKind) rootName() (string, error) {
@@ -42,6 +52,8 @@ func (k FileKind) rootName() (string, error) {
 		return "filelists", nil
 	case KindOther:
 		return "otherdata", nil
+	case KindFilelistsExt:
+		return "filelists-ext", nil
 	}
 	return "", fmt.Errorf("unknown package file kind %q", string(k))
 }
@@ -57,27 +69,103 @@ type PlannedPackage struct {
 	Decision Decision
 }
 
-// A Plan holds the decisions for one generation of a repository. NewPlan
-// asks the DecideFunc once per package of primary.xml; Rewrite then applies
-// the same decisions to primary, filelists and other, so that a package is
-// dropped from all three or from none, and knows the new package count
-// before it writes the root element.
+// A Plan holds the decisions for one generation of a repository, keyed by
+// pkgid. NewPlan asks the DecideFunc once per package of primary.xml;
+// Rewrite then applies the same decisions to primary, filelists, other and
+// filelists-ext, so that a package is dropped from all of them or from none.
+//
+// A pkgid names one file, so it gets one verdict: when primary.xml lists
+// the same pkgid more than once (createrepo_c's repo_with_duplicate_packages
+// shape, which dnf accepts), the verdict applies to every copy, and when the
+// copies got different verdicts the strongest wins (filter, then annotate).
+// The counts below count copies.
 type Plan struct {
 	Packages  int // packages upstream's primary.xml lists
-	Kept      int // packages the rewritten files list
+	Kept      int // packages the rewritten primary.xml lists
 	Annotated int
 	Filtered  int
 
 	byPkgID map[string]int // pkgid → index in decided
-	decided []PlannedPackage
+	decided []plannedEntry
+}
+
+type plannedEntry struct {
+	PlannedPackage
+	copies int // in primary.xml
+}
+
+// strength orders actions for merging the verdicts of one pkgid's copies.
+func strength(a Action) int {
+	switch a {
+	case ActionFilter:
+		return 2
+	case ActionAnnotate:
+		return 1
+	}
+	return 0
+}
+
+// checkDecision normalises d (an empty Action is ActionNone) and checks it.
+func checkDecision(id PackageID, d Decision) (Decision, error) {
+	switch d.Action {
+	case "":
+		d.Action = ActionNone
+	case ActionNone, ActionFilter:
+	case ActionAnnotate:
+		if len(d.Findings) == 0 {
+			return d, fmt.Errorf("decision for %s: annotate without findings", id.NEVRA())
+		}
+	default:
+		return d, fmt.Errorf("decision for %s: unknown action %q", id.NEVRA(), d.Action)
+	}
+	d.Findings = slices.Clone(d.Findings)
+	return d, nil
+}
+
+// add records one copy of a decided package; undecided copies seen before
+// (none) are added to its copies.
+func (p *Plan) add(pp PlannedPackage, before int) error {
+	i, ok := p.byPkgID[pp.PkgID]
+	if !ok {
+		p.byPkgID[pp.PkgID] = len(p.decided)
+		p.decided = append(p.decided, plannedEntry{PlannedPackage: pp, copies: 1 + before})
+		return nil
+	}
+	e := &p.decided[i]
+	if e.ID.Name != pp.ID.Name || e.ID.Arch != pp.ID.Arch {
+		return fmt.Errorf("%w: primary.xml: pkgid %s names %s and %s", ErrMalformed, pp.PkgID, e.ID.NEVRA(), pp.ID.NEVRA())
+	}
+	e.copies++
+	if strength(pp.Decision.Action) > strength(e.Decision.Action) {
+		e.Decision = pp.Decision
+	}
+	return nil
+}
+
+// count sets the counts from the decided entries.
+func (p *Plan) count() error {
+	p.Kept, p.Annotated, p.Filtered = p.Packages, 0, 0
+	for _, e := range p.decided {
+		switch e.Decision.Action {
+		case ActionFilter:
+			p.Filtered += e.copies
+			p.Kept -= e.copies
+		case ActionAnnotate:
+			p.Annotated += e.copies
+		}
+	}
+	if p.Kept < 0 {
+		return fmt.Errorf("%d packages filtered of %d", p.Filtered, p.Packages)
+	}
+	return nil
 }
 
 // NewPlan scans primary.xml (compressed with codec; at most limit bytes once
 // decompressed) and calls decide for every package, in document order. A
 // decision with an empty Action counts as ActionNone; ActionAnnotate needs
-// at least one finding. The root element's packages="N", when present, must
-// match the number of packages. Errors are ErrMalformed for bad XML or
-// inconsistent metadata, ErrTooLarge over the limit.
+// at least one finding. The root element's packages="N" is not trusted:
+// Packages counts what the file lists. Errors are ErrMalformed for bad XML
+// or inconsistent metadata, ErrTooLarge over the limit.
 func NewPlan(primary io.Reader, codec Codec, limit int64, decide DecideFunc) (*Plan, error) {
 	rc, err := Decompress(primary, codec, limit)
 	if err != nil {
@@ -85,47 +173,32 @@ func NewPlan(primary io.Reader, codec Codec, limit int64, decide DecideFunc) (*P
 	}
 	defer rc.Close()
 	p := &Plan{byPkgID: map[string]int{}}
-	rootCount := -1
+	// undecided counts the copies of each pkgid decided "none" so far, so
+	// that a later copy's stronger verdict covers them too.
+	undecided := map[string]int{}
 	err = scanDocument(KindPrimary, rc, nil, func(it *docItem) error {
-		switch it.kind {
-		case itemRoot:
-			rootCount = it.count
-		case itemPackage:
-			p.Packages++
-			d := decide(it.pkg.id, it.pkg.pkgid)
-			if d.Action == "" {
-				d.Action = ActionNone
-			}
-			switch d.Action {
-			case ActionNone:
-				p.Kept++
-				return nil
-			case ActionAnnotate:
-				if len(d.Findings) == 0 {
-					return fmt.Errorf("decision for %s: annotate without findings", it.pkg.id.NEVRA())
-				}
-				p.Kept++
-				p.Annotated++
-			case ActionFilter:
-				p.Filtered++
-			default:
-				return fmt.Errorf("decision for %s: unknown action %q", it.pkg.id.NEVRA(), d.Action)
-			}
-			if i, dup := p.byPkgID[it.pkg.pkgid]; dup {
-				return fmt.Errorf("%w: primary.xml: pkgid %s is listed twice (%s, %s)", ErrMalformed,
-					it.pkg.pkgid, p.decided[i].ID.NEVRA(), it.pkg.id.NEVRA())
-			}
-			p.byPkgID[it.pkg.pkgid] = len(p.decided)
-			d.Findings = slices.Clone(d.Findings)
-			p.decided = append(p.decided, PlannedPackage{ID: it.pkg.id, PkgID: it.pkg.pkgid, Decision: d})
+		if it.kind != itemPackage {
+			return nil
 		}
-		return nil
+		p.Packages++
+		id, pkgid := it.pkg.id, it.pkg.pkgid
+		d, err := checkDecision(id, decide(id, pkgid))
+		if err != nil {
+			return err
+		}
+		if _, decided := p.byPkgID[pkgid]; d.Action == ActionNone && !decided {
+			undecided[pkgid]++
+			return nil
+		}
+		before := undecided[pkgid]
+		delete(undecided, pkgid)
+		return p.add(PlannedPackage{ID: id, PkgID: pkgid, Decision: d}, before)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if rootCount >= 0 && rootCount != p.Packages {
-		return nil, fmt.Errorf("%w: primary.xml: root says packages=\"%d\" but lists %d", ErrMalformed, rootCount, p.Packages)
+	if err := p.count(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -133,45 +206,45 @@ func NewPlan(primary io.Reader, codec Codec, limit int64, decide DecideFunc) (*P
 // PlanOf makes a plan from decisions taken elsewhere, typically while the
 // caller scanned primary.xml for its rules, which saves NewPlan's pass over
 // primary.xml. packages is the number of packages primary.xml lists;
-// decided holds the packages to annotate or filter, by pkgid (packages not
-// listed are kept). Rewrite checks the files against the plan: counts, and
-// the name and arch of every decided pkgid.
+// decided holds the packages to annotate or filter, one entry per copy
+// when primary.xml lists a pkgid more than once (packages not listed are
+// kept). Rewrite checks the files against the plan: counts, and the name
+// and arch of every decided pkgid.
 func PlanOf(packages int, decided []PlannedPackage) (*Plan, error) {
-	p := &Plan{Packages: packages, Kept: packages, byPkgID: map[string]int{}}
+	p := &Plan{Packages: packages, byPkgID: map[string]int{}}
 	for _, pp := range decided {
-		switch pp.Decision.Action {
-		case ActionNone, "":
+		d, err := checkDecision(pp.ID, pp.Decision)
+		if err != nil {
+			return nil, err
+		}
+		if d.Action == ActionNone {
 			continue
-		case ActionAnnotate:
-			if len(pp.Decision.Findings) == 0 {
-				return nil, fmt.Errorf("decision for %s: annotate without findings", pp.ID.NEVRA())
-			}
-			p.Annotated++
-		case ActionFilter:
-			p.Filtered++
-			p.Kept--
-		default:
-			return nil, fmt.Errorf("decision for %s: unknown action %q", pp.ID.NEVRA(), pp.Decision.Action)
 		}
-		if _, dup := p.byPkgID[pp.PkgID]; dup || pp.PkgID == "" {
-			return nil, fmt.Errorf("decision for %s: pkgid %q empty or repeated", pp.ID.NEVRA(), pp.PkgID)
+		if pp.PkgID == "" {
+			return nil, fmt.Errorf("decision for %s: empty pkgid", pp.ID.NEVRA())
 		}
-		pp.Decision.Findings = slices.Clone(pp.Decision.Findings)
-		p.byPkgID[pp.PkgID] = len(p.decided)
-		p.decided = append(p.decided, pp)
+		pp.Decision = d
+		if err := p.add(pp, 0); err != nil {
+			return nil, err
+		}
 	}
-	if p.Kept < 0 {
-		return nil, fmt.Errorf("%d packages filtered of %d", p.Filtered, packages)
+	if err := p.count(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
 
 // Decided returns the packages the plan annotates or filters, in the order
-// of primary.xml. The slice is the caller's.
+// of primary.xml, one entry per copy, so that PlanOf(p.Packages,
+// p.Decided()) is the same plan. The slice is the caller's.
 func (p *Plan) Decided() []PlannedPackage {
-	out := slices.Clone(p.decided)
-	for i := range out {
-		out[i].Decision.Findings = slices.Clone(out[i].Decision.Findings)
+	var out []PlannedPackage
+	for _, e := range p.decided {
+		for range e.copies {
+			pp := e.PlannedPackage
+			pp.Decision.Findings = slices.Clone(pp.Decision.Findings)
+			out = append(out, pp)
+		}
 	}
 	return out
 }
@@ -191,31 +264,108 @@ type RewriteResult struct {
 //
 // Packages are streamed one at a time. Kept packages are written as their
 // original bytes; filtered packages are dropped together with the white
-// space that follows them; annotated packages (primary.xml only; filelists
-// and other keep them unchanged) get the summary prefix, the description
+// space that follows them; annotated packages (primary.xml only; the other
+// kinds keep them unchanged) get the summary prefix, the description
 // paragraph and the abi-divergence provides of DESIGN.md spliced into their
-// original bytes. Outside <package> elements every byte is copied, except the
-// value of the root's packages="N" when the count changes.
+// original bytes. Every copy of a pkgid gets the same treatment. Outside
+// <package> elements every byte is copied, except the value of the root's
+// packages="N", which counts what is written.
 //
-// The input must list the packages the plan was made from: a count that
-// differs, or a pkgid that names another package, is ErrMalformed. On any
-// error, what was written to out is garbage and must be discarded.
+// primary.xml must be the file the plan was made from (same packages, same
+// verdicts): otherwise ErrMalformed. The other kinds are rewritten as they
+// are: clients accept a filelists.xml that lists fewer packages than
+// primary.xml (a stub with packages="0"), so Rewrite does too. When such a
+// file's packages="N" differs from primary.xml's count, the count of what
+// will be written is needed before the root element: when in is an
+// io.ReadSeeker (a cache object) Rewrite counts in a first pass and seeks
+// back, otherwise it holds the rewritten body in memory (at most limit
+// bytes). A file whose count agrees with primary.xml but whose packages do
+// not is ErrMalformed, as is a pkgid that names another name or arch than
+// in primary.xml (the file belongs to another generation). On any error,
+// what was written to out is garbage and must be discarded.
 func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer, outCodec Codec, limit int64) (RewriteResult, error) {
-	var res RewriteResult
 	fw, err := NewFileWriter(out, outCodec)
+	if err != nil {
+		return RewriteResult{}, err
+	}
+	rs, seekable := in.(io.ReadSeeker)
+	var start int64
+	if seekable {
+		if start, err = rs.Seek(0, io.SeekCurrent); err != nil {
+			seekable = false
+		}
+	}
+	res, err := p.rewrite(kind, in, inCodec, fw, limit, -1, seekable)
+	if err == errNeedCount {
+		var n int
+		if _, err = rs.Seek(start, io.SeekStart); err == nil {
+			n, err = p.countKept(kind, rs, inCodec, limit)
+		}
+		if err == nil {
+			_, err = rs.Seek(start, io.SeekStart)
+		}
+		if err == nil {
+			res, err = p.rewrite(kind, rs, inCodec, fw, limit, n, false)
+		}
+	}
 	if err != nil {
 		return res, err
 	}
+	if err := fw.Close(); err != nil {
+		return res, err
+	}
+	res.FileInfo = fw.Info()
+	return res, nil
+}
+
+// errNeedCount stops a first pass that found a root count it cannot trust.
+var errNeedCount = errors.New("the count of kept packages is needed first")
+
+// countKept returns how many packages a rewrite of the file keeps.
+func (p *Plan) countKept(kind FileKind, in io.Reader, inCodec Codec, limit int64) (int, error) {
+	rc, err := Decompress(in, inCodec, limit)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n := 0
+	err = scanDocument(kind, rc, nil, func(it *docItem) error {
+		if it.kind != itemPackage {
+			return nil
+		}
+		if i, ok := p.byPkgID[it.pkg.pkgid]; ok && p.decided[i].Decision.Action == ActionFilter {
+			return nil
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// rewrite is one pass of Rewrite into fw. known is the count to write at
+// the root when a first pass counted it (-1: not known); with restart, a
+// root count that needs counting ends the pass with errNeedCount before
+// anything is written.
+func (p *Plan) rewrite(kind FileKind, in io.Reader, inCodec Codec, fw io.Writer, limit int64, known int, restart bool) (RewriteResult, error) {
+	var res RewriteResult
 	rc, err := Decompress(in, inCodec, limit)
 	if err != nil {
 		return res, err
 	}
 	defer rc.Close()
 	var (
-		scratch    []byte
-		afterDrop  bool // the previous item was a dropped package
-		countDigit = strconv.Itoa(p.Kept)
-		file       = string(kind) + ".xml"
+		scratch   []byte
+		afterDrop bool // the previous item was a dropped package
+		file      = string(kind) + ".xml"
+		// The prolog is held until the root start tag says how to write.
+		prolog  bytes.Buffer
+		w       io.Writer = &prolog
+		written           = -1 // the count written at the root, when known there
+		// held is set when the root's count must wait for the end: the
+		// root start tag and then everything after it.
+		held      *bytes.Buffer
+		rootTag   []byte
+		countSpan [2]int
 	)
 	spotsFor := func(pkgid string) bool {
 		i, ok := p.byPkgID[pkgid]
@@ -230,14 +380,31 @@ func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer
 				return nil
 			}
 		case itemRoot:
-			if it.count >= 0 && it.count != p.Packages {
-				return fmt.Errorf("%w: %s: root says packages=\"%d\" but primary.xml lists %d", ErrMalformed, file, it.count, p.Packages)
+			n := -1
+			switch {
+			case it.count < 0:
+			case known >= 0:
+				n = known
+			case it.count == p.Packages:
+				n = p.Kept
+			case restart:
+				return errNeedCount
 			}
-			if it.count >= 0 && it.count != p.Kept {
+			if _, err := prolog.WriteTo(fw); err != nil {
+				return err
+			}
+			w = fw
+			if it.count >= 0 && n < 0 {
+				rootTag, countSpan = slices.Clone(it.raw), [2]int{it.countStart, it.countEnd}
+				held = &bytes.Buffer{}
+				w = held
+				return nil
+			}
+			if written = n; n >= 0 && n != it.count {
 				scratch = append(scratch[:0], it.raw[:it.countStart]...)
-				scratch = append(scratch, countDigit...)
+				scratch = strconv.AppendInt(scratch, int64(n), 10)
 				scratch = append(scratch, it.raw[it.countEnd:]...)
-				_, err := fw.Write(scratch)
+				_, err := w.Write(scratch)
 				return err
 			}
 		case itemPackage:
@@ -264,27 +431,37 @@ func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer
 				}
 				res.Annotated++
 				scratch = annotatePackage(scratch[:0], pk, pp.Decision.Findings)
-				_, err := fw.Write(scratch)
+				_, err := w.Write(scratch)
 				return err
 			}
 		}
-		_, err := fw.Write(it.raw)
+		_, err := w.Write(it.raw)
 		return err
 	})
 	if err != nil {
 		return res, err
 	}
-	if got := res.Packages + res.Filtered; got != p.Packages || res.Packages != p.Kept {
-		return res, fmt.Errorf("%w: %s lists %d packages (%d kept), primary.xml %d (%d kept)", ErrMalformed,
-			file, got, res.Packages, p.Packages, p.Kept)
+	if kind == KindPrimary {
+		if res.Packages+res.Filtered != p.Packages || res.Filtered != p.Filtered || res.Annotated != p.Annotated {
+			return res, fmt.Errorf("%w: primary.xml differs from the one the plan was made from: it lists %d packages (%d filtered, %d annotated), the plan %d (%d, %d)",
+				ErrMalformed, res.Packages+res.Filtered, res.Filtered, res.Annotated, p.Packages, p.Filtered, p.Annotated)
+		}
 	}
-	if kind == KindPrimary && res.Annotated != p.Annotated {
-		return res, fmt.Errorf("%w: primary.xml differs from the one the plan was made from", ErrMalformed)
+	if written >= 0 && res.Packages != written {
+		return res, fmt.Errorf("%w: %s: packages=\"%d\" was written at its root, but %d of the %d packages it lists are kept",
+			ErrMalformed, file, written, res.Packages, res.Packages+res.Filtered)
 	}
-	if err := fw.Close(); err != nil {
-		return res, err
+	if held != nil {
+		scratch = append(scratch[:0], rootTag[:countSpan[0]]...)
+		scratch = strconv.AppendInt(scratch, int64(res.Packages), 10)
+		scratch = append(scratch, rootTag[countSpan[1]:]...)
+		if _, err := fw.Write(scratch); err != nil {
+			return res, err
+		}
+		if _, err := held.WriteTo(fw); err != nil {
+			return res, err
+		}
 	}
-	res.FileInfo = fw.Info()
 	return res, nil
 }
 

@@ -270,7 +270,7 @@ func scanRepomd(b []byte) (*repomdDoc, error) {
 				if err != nil {
 					return nil, bad(inTS, "bad timestamp")
 				}
-				if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n >= 0 {
+				if n, ok := ParseTimestamp(v); ok {
 					cur.timestamp = n
 				}
 				inTS = -1

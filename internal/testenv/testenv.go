@@ -107,6 +107,8 @@ var debianPackage = map[string]string{
 	"rpm":          "rpm",
 	"rpmbuild":     "rpm",
 	"createrepo_c": "createrepo-c",
+	"modifyrepo_c": "createrepo-c",
+	"zypper":       "zypper",
 	"zck":          "zchunk",
 	"chromium":     "chromium",
 }
