@@ -213,8 +213,10 @@ func TestScanEquivalenceSyntax(t *testing.T) {
 			new:   `<r:provides xmlns:r="http://linux.duke.edu/metadata/rpm"><r:entry name="dnfpt-app"/><r:entry name="libx.so.1()(64bit)" ver="2"/></r:provides>`,
 			check: func(p metadata.PackageDeps) bool { return len(p.ABIProvides) == 1 && p.ABIProvides[0].Version == "2" }},
 		{name: "no prefix", old: "<rpm:provides>\n      " + entry + "\n    </rpm:provides>",
-			new:   `<provides><entry name=" dnfpt-app "/></provides><requires><entry name="rpmlib(X)"/><entry name="b"/></requires><file>/usr/bin/x </file><file/>`,
-			check: func(p metadata.PackageDeps) bool { return slices.Equal(p.Provides, []string{"dnfpt-app"}) && slices.Equal(p.Requires, []string{"b"}) && slices.Equal(p.Files, []string{"/usr/bin/x"}) }},
+			new: `<provides><entry name=" dnfpt-app "/></provides><requires><entry name="rpmlib(X)"/><entry name="b"/></requires><file>/usr/bin/x </file><file/>`,
+			check: func(p metadata.PackageDeps) bool {
+				return slices.Equal(p.Provides, []string{"dnfpt-app"}) && slices.Equal(p.Requires, []string{"b"}) && slices.Equal(p.Files, []string{"/usr/bin/x"})
+			}},
 		{name: "prefixed package fields", old: "<name>dnfpt-app</name>", new: "<c:name xmlns:c=\"x\">dnfpt-app</c:name>", stricter: true},
 		{name: "prefixed size and location", old: `<size package="6265" installed="20" archive="292"/>`, new: `<c:size xmlns:c="x" package="6265"/>`,
 			check: func(p metadata.PackageDeps) bool { return p.Size == 6265 }},
