@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -162,6 +163,19 @@ var xmlCharClass = func() (t [256]byte) {
 // allow. at is the offset of b, for errors.
 func checkXMLText(b []byte, at int) error {
 	for i := 0; i < len(b); i++ {
+		// Eight bytes at a time while they are printable ASCII: no high
+		// bit set, and none below 0x20 (the test is exact without high
+		// bits).
+		for i+8 <= len(b) {
+			w := binary.LittleEndian.Uint64(b[i:])
+			if w&0x8080808080808080|(w-0x2020202020202020)&^w&0x8080808080808080 != 0 {
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		switch xmlCharClass[b[i]] {
 		case 0:
 			continue
@@ -183,6 +197,10 @@ type primaryParser struct {
 	deps  bool
 	stack [][]byte // names of the open elements
 	x     xmlPackage
+
+	// Scratch lists, reused from package to package.
+	provides, requires []xmlDepEntry
+	files              []string
 }
 
 // pkgField names the element whose text is being collected.
@@ -210,11 +228,12 @@ func (pp *primaryParser) parse(raw []byte, d *PackageDeps) error {
 		text       string // its text so far
 		inFormat   bool   // within a <format> child of the package
 		depList    *[]xmlDepEntry
-		provides   []xmlDepEntry
-		requires   []xmlDepEntry
-		files      []string
+		provides   = pp.provides[:0]
+		requires   = pp.requires[:0]
+		files      = pp.files[:0]
 		err        error
 	)
+	defer func() { pp.provides, pp.requires, pp.files = provides[:0], requires[:0], files[:0] }()
 	for q := 0; q < len(raw); {
 		t, lerr := lexXML(raw, q, true)
 		if lerr != nil {
@@ -303,13 +322,24 @@ func (pp *primaryParser) parse(raw []byte, d *PackageDeps) error {
 				}
 			case depth == 3 && depList != nil && string(name) == "entry":
 				var e xmlDepEntry
-				checked, err = true, pp.attrs(raw, t, func(n []byte, v string) {
-					switch string(n) {
+				isProvide := depList == &provides
+				checked, err = true, forXMLAttrs(raw, t, func(n []byte, vs, ve, _ int) error {
+					// Decoded: the name, and a provide's version.
+					var dst *string
+					switch string(localName(n)) {
 					case "name":
-						e.Name = v
+						dst = &e.Name
 					case "ver":
-						e.Ver = v
+						if !isProvide {
+							return checkRefs(raw[vs:ve], vs)
+						}
+						dst = &e.Ver
+					default:
+						return checkRefs(raw[vs:ve], vs)
 					}
+					v, err := decodeXMLText(raw[vs:ve], vs)
+					*dst = v
+					return err
 				})
 				*depList = append(*depList, e)
 			}
@@ -407,6 +437,16 @@ func (pp *primaryParser) attrs(raw []byte, t xtoken, fn func(name []byte, value 
 		fn(localName(n), v)
 		return nil
 	})
+}
+
+// checkRefs checks the references of a text or attribute value that is
+// not decoded.
+func checkRefs(b []byte, at int) error {
+	if bytes.IndexByte(b, '&') < 0 {
+		return nil
+	}
+	_, err := xmlUnescape(b, at)
+	return lexMessage(err)
 }
 
 // localName strips a namespace prefix as encoding/xml does: "rpm:entry"

@@ -350,3 +350,21 @@ func TestScanMemoryBounds(t *testing.T) {
 		t.Errorf("a package just under the limit: %v", err)
 	}
 }
+
+// TestScanCharacters: forbidden characters are found wherever they sit
+// relative to the scanner's eight-byte steps, and allowed ones pass.
+func TestScanCharacters(t *testing.T) {
+	for k := range 17 {
+		pad := strings.Repeat("a", k)
+		for _, tc := range []struct {
+			c  string
+			ok bool
+		}{{"\x01", false}, {"\x1f", false}, {"\xc3", false}, {"\xef\xbf\xbf", false}, {"\x7f", true}, {"é", true}, {"\t\r\n", true}} {
+			in := strings.Replace(goodPrimary, "<summary>app</summary>", "<summary>"+pad+tc.c+"bbbbbbbbbbbbbbbb</summary>", 1)
+			err := metadata.ScanPrimary(strings.NewReader(in), func(metadata.Package) error { return nil })
+			if (err == nil) != tc.ok {
+				t.Errorf("%q after %d bytes: %v", tc.c, k, err)
+			}
+		}
+	}
+}
