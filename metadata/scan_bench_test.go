@@ -29,7 +29,9 @@ func BenchmarkScanPrimary(b *testing.B) {
 			dir, md := benchRepo(b)
 			return uncompressed(b, dir, md)
 		}},
-		{"appstream", func(b *testing.B) []byte { return readRepoPrimary(b, corpus(b, "osbuild/test/data/testrepos/appstream")) }},
+		{"appstream", func(b *testing.B) []byte {
+			return readRepoPrimary(b, corpus(b, "osbuild/test/data/testrepos/appstream"))
+		}},
 	}
 	for _, in := range inputs {
 		b.Run(in.name, func(b *testing.B) {
