@@ -235,7 +235,17 @@ func (pp *primaryParser) parse(raw []byte, d *PackageDeps) error {
 	)
 	defer func() { pp.provides, pp.requires, pp.files = provides[:0], requires[:0], files[:0] }()
 	for q := 0; q < len(raw); {
-		t, lerr := lexXML(raw, q, true)
+		var (
+			t       xtoken
+			lerr    error
+			entry   xmlDepEntry
+			isEntry bool // t is an entry's start tag, its attributes in entry
+		)
+		if depList != nil && len(stack) == 3 {
+			t, isEntry, lerr = lexEntryTag(raw, q, depList == &provides, &entry)
+		} else {
+			t, lerr = lexXML(raw, q, true)
+		}
 		if lerr != nil {
 			return lexMessage(lerr)
 		}
@@ -244,9 +254,9 @@ func (pp *primaryParser) parse(raw []byte, d *PackageDeps) error {
 		switch t.kind {
 		case tokText, tokCDATA:
 			if field == fieldNone || depth != fieldDepth+1 {
-				if t.kind == tokText && bytes.IndexByte(raw[t.start:t.end], '&') >= 0 {
-					if _, err := xmlUnescape(raw[t.start:t.end], t.start); err != nil {
-						return lexMessage(err) // a reference nobody reads is still checked
+				if t.kind == tokText {
+					if err := checkRefs(raw[t.start:t.end], t.start); err != nil {
+						return err // a reference nobody reads is still checked
 					}
 				}
 				continue
@@ -320,31 +330,12 @@ func (pp *primaryParser) parse(raw []byte, d *PackageDeps) error {
 				case "file":
 					field, fieldDepth, text = fieldFile, depth, ""
 				}
-			case depth == 3 && depList != nil && string(name) == "entry":
-				var e xmlDepEntry
-				isProvide := depList == &provides
-				checked, err = true, forXMLAttrs(raw, t, func(n []byte, vs, ve, _ int) error {
-					// Decoded: the name, and a provide's version.
-					var dst *string
-					switch string(localName(n)) {
-					case "name":
-						dst = &e.Name
-					case "ver":
-						if !isProvide {
-							return checkRefs(raw[vs:ve], vs)
-						}
-						dst = &e.Ver
-					default:
-						return checkRefs(raw[vs:ve], vs)
-					}
-					v, err := decodeXMLText(raw[vs:ve], vs)
-					*dst = v
-					return err
-				})
-				*depList = append(*depList, e)
+			case isEntry:
+				checked = true
+				*depList = append(*depList, entry)
 			}
 			if err == nil && !checked && bytes.IndexByte(raw[t.nameEnd:t.end], '&') >= 0 {
-				err = pp.attrs(raw, t, func([]byte, string) {})
+				err = forXMLAttrs(raw, t, func(_ []byte, vs, ve, _ int) error { return checkRefs(raw[vs:ve], vs) })
 			}
 			if err != nil {
 				return err
@@ -439,14 +430,73 @@ func (pp *primaryParser) attrs(raw []byte, t xtoken, fn func(name []byte, value 
 	})
 }
 
+// lexEntryTag lexes the token at raw[q] inside a provides or requires
+// list. An <entry> start tag is lexed once, its attributes decoded on the
+// way: the name, and a provide's version; the others' references are
+// checked. Any other token is lexXML's.
+func lexEntryTag(raw []byte, q int, isProvide bool, e *xmlDepEntry) (xtoken, bool, error) {
+	if q+1 >= len(raw) || raw[q] != '<' || !isXMLNameStart(raw[q+1]) {
+		t, err := lexXML(raw, q, true)
+		return t, false, err
+	}
+	ne, ok, _ := lexXMLName(raw, q+1)
+	if !ok || string(localName(raw[q+1:ne])) != "entry" {
+		t, err := lexXML(raw, q, true)
+		return t, false, err
+	}
+	end, empty, err := lexXMLAttrs(raw, ne, func(n []byte, vs, ve, _ int) error {
+		var dst *string
+		switch string(localName(n)) {
+		case "name":
+			dst = &e.Name
+		case "ver":
+			if !isProvide {
+				return checkRefs(raw[vs:ve], vs)
+			}
+			dst = &e.Ver
+		default:
+			return checkRefs(raw[vs:ve], vs)
+		}
+		v, err := decodeXMLText(raw[vs:ve], vs)
+		*dst = v
+		return err
+	})
+	if err == errXMLShort {
+		return xtoken{}, false, &xmlLexError{at: q, msg: "unexpected end of document"}
+	}
+	if err != nil {
+		return xtoken{}, false, err
+	}
+	t := xtoken{kind: tokStart, start: q, end: end, nameStart: q + 1, nameEnd: ne}
+	if empty {
+		t.kind = tokEmpty
+	}
+	return t, true, nil
+}
+
 // checkRefs checks the references of a text or attribute value that is
 // not decoded.
 func checkRefs(b []byte, at int) error {
-	if bytes.IndexByte(b, '&') < 0 {
-		return nil
+	for i := bytes.IndexByte(b, '&'); i >= 0; {
+		j := bytes.IndexByte(b[i:], ';')
+		if j < 0 {
+			return errors.New("unterminated reference")
+		}
+		switch string(b[i+1 : i+j]) {
+		case "lt", "gt", "amp", "quot", "apos":
+		default: // a character reference, or an unknown entity
+			if _, err := xmlUnescape(b[i:i+j+1], at+i); err != nil {
+				return lexMessage(err)
+			}
+		}
+		i += j + 1
+		k := bytes.IndexByte(b[i:], '&')
+		if k < 0 {
+			break
+		}
+		i += k
 	}
-	_, err := xmlUnescape(b, at)
-	return lexMessage(err)
+	return nil
 }
 
 // localName strips a namespace prefix as encoding/xml does: "rpm:entry"
