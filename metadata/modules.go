@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -80,6 +81,9 @@ func (d *yamlDocs) next() ([]byte, error) {
 			}
 			if int64(len(doc)+len(chunk)) > d.max {
 				return nil, fmt.Errorf("%w: a document over %d bytes (the limit)", ErrTooLarge, d.max)
+			}
+			if need := len(doc) + len(chunk); need > cap(doc) { // doubling: append grows big slices by 1.25
+				doc = slices.Grow(doc, int(min(max(int64(need), 2*int64(cap(doc))), d.max))-len(doc))
 			}
 			doc = append(doc, chunk...)
 		}

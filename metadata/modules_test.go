@@ -97,8 +97,8 @@ func TestModularPackagesDocuments(t *testing.T) {
 	} {
 		var err error
 		alloc := allocDuring(func() { _, err = metadata.Limits{MaxElement: 1 << 20}.ModularPackages(r()) })
-		if !errors.Is(err, metadata.ErrTooLarge) || alloc > 8<<20 {
-			t.Errorf("%s: %v after allocating %d KiB; want ErrTooLarge within 8 MiB", name, err, alloc>>10)
+		if !errors.Is(err, metadata.ErrTooLarge) || alloc > 4<<20 {
+			t.Errorf("%s: %v after allocating %d KiB; want ErrTooLarge within 4 MiB", name, err, alloc>>10)
 		}
 	}
 }
