@@ -62,7 +62,10 @@ const (
 type Limits struct {
 	MaxXzDict     int64 // largest LZMA2 dictionary of an xz block
 	MaxZstdWindow int64 // largest zstd window (and single-segment frame)
-	MaxElement    int64 // largest <package> element or other single XML token
+	// MaxElement bounds what a scanner holds at once: a <package> element
+	// (or any other element, text node or comment) of primary.xml,
+	// filelists.xml and other.xml, and a document of modules.yaml.
+	MaxElement int64
 }
 
 func (l Limits) xzDict() int64     { return orDefault64(l.MaxXzDict, DefaultMaxXzDict) }

@@ -19,14 +19,20 @@ import (
 // lexer, for the fields asked for.
 //
 // What it accepts and yields is what encoding/xml did with the structs
-// this package used before (TestScanEquivalence holds the two side by
-// side): element and attribute names match by local name, whatever their
-// namespace prefix; a field's text is its direct character data and CDATA,
-// with references decoded and line ends normalised; when an element comes
-// twice the last one wins; invalid UTF-8 and characters XML forbids are
-// errors. It is stricter in what the rewrite also needs: the document
-// element is <metadata>, packages are its children, each package has a
-// pkgid checksum, and DOCTYPE declarations are refused.
+// this package used before (TestScanEquivalence* hold the two side by side
+// on real repositories and hand-made cases, FuzzScanPrimaryEquivalence on
+// anything both accept): element and attribute names match by local name,
+// whatever their namespace prefix; a field's text is its direct character
+// data and CDATA, with references decoded and line ends normalised; when an
+// element comes twice the last one wins; invalid UTF-8, characters XML
+// forbids and unknown entities are errors anywhere in a package; an XML
+// declaration must say version 1.0 and UTF-8. It is stricter where the
+// rewriter's document scanner, which reads each package's identity, always
+// was: the document element is <metadata>, packages are its children and
+// nothing follows it; a package has a checksum with a pkgid attribute; its
+// name, arch and checksum are unprefixed elements of plain text; DOCTYPE
+// declarations are refused. And, as before, a location with xml:base is
+// refused (the proxy serves packages from its own repo path only).
 
 // ScanPrimary streams the uncompressed primary.xml in r and calls fn for
 // every package, in document order, within the default Limits. It validates
