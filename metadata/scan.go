@@ -32,7 +32,7 @@ import (
 // nothing follows it; a package has a checksum with a pkgid attribute; its
 // name, arch and checksum are unprefixed elements of plain text; DOCTYPE
 // declarations are refused. And, as before, a location with xml:base is
-// refused (the proxy serves packages from its own repo path only).
+// refused.
 
 // ScanPrimary streams the uncompressed primary.xml in r and calls fn for
 // every package, in document order, within the default Limits. It validates
