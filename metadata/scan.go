@@ -80,13 +80,28 @@ func (l Limits) scanPrimary(r io.Reader, deps bool, fn func(*PackageDeps) error)
 		switch it.kind {
 		case itemRoot:
 			inBody = true
-			return checkXMLText(it.raw, 0)
+			if err := checkXMLText(it.raw, 0); err != nil {
+				return err
+			}
+			t, err := lexXML(it.raw, 0, true)
+			if err == nil {
+				err = forXMLAttrs(it.raw, t, func(_ []byte, vs, ve, _ int) error { return checkRefs(it.raw[vs:ve], vs) })
+			}
+			if err != nil {
+				return fmt.Errorf("%w: primary.xml root element: %v", ErrMalformed, lexMessage(err))
+			}
+			return nil
 		case itemRootEnd:
 			return nil
 		case itemText, itemMarkup:
 			if !inBody && bytes.HasPrefix(it.raw, []byte("<?xml")) && len(it.raw) > 5 && isSpaceByte(it.raw[5]) {
 				if err := checkXMLDecl(it.raw); err != nil {
 					return err
+				}
+			}
+			if it.kind == itemText {
+				if err := checkRefs(it.raw, 0); err != nil {
+					return fmt.Errorf("%w: primary.xml: %v", ErrMalformed, err)
 				}
 			}
 			return checkXMLText(it.raw, 0)

@@ -237,6 +237,9 @@ func TestScanEquivalenceSyntax(t *testing.T) {
 		{name: "unknown entity in an attribute", old: `<size package="6265"`, new: `<size installed="&nbsp;" package="6265"`, bad: true},
 		{name: "bad character reference", old: "<summary>app</summary>", new: "<summary>&#0;</summary>", bad: true},
 		{name: "mismatched prefix", old: "</rpm:provides>", new: "</r:provides>", bad: true},
+		{name: "unknown entity in the root", old: `packages="2"`, new: `packages="2" x="&nbsp;"`, bad: true},
+		{name: "unknown entity between packages", old: "</package>\n<package", new: "</package>&nbsp;<package", bad: true},
+		{name: "references between packages", old: "</package>\n<package", new: "</package>&#10;&amp;<package"},
 		{name: "xml:base", old: `<location href`, new: `<location xml:base="http://x/" href`, bad: true},
 		{name: "unclosed element in a field", old: "<arch>noarch</arch>", new: "<arch>no<b>arch</arch>", bad: true},
 	} {
