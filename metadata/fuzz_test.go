@@ -5,10 +5,13 @@ import (
 	"errors"
 	"path"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/dnfproxy/dnfproxy/metadata"
+	"github.com/dnfproxy/dnfproxy/metadata/bombs"
 )
 
 // addSeeds adds the files matching pattern under testdata/ to f's corpus.
@@ -155,5 +158,106 @@ func FuzzCleanHref(f *testing.F) {
 				t.Fatalf("CleanHref(%q) accepted a control character", href)
 			}
 		}
+	})
+}
+
+// FuzzScanPrimaryEquivalence: whatever both the scanner and the old
+// encoding/xml one accept, they read the same way. (Each refuses some
+// inputs the other takes: see the comment at the top of scan.go.)
+func FuzzScanPrimaryEquivalence(f *testing.F) {
+	addSeeds(f, "primary.xml")
+	f.Add([]byte(goodPrimary))
+	f.Add([]byte(strings.Replace(goodPrimary, "<name>dnfpt-app</name>", "<name><![CDATA[x]]>&amp;y</name>", 1)))
+	f.Add([]byte(strings.Replace(goodPrimary, "rpm:", "r:", -1)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, want, gotErr, wantErr := scanBoth(data, true)
+		if gotErr == nil && wantErr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("both accept, and read differently:\n got %+v\nwant %+v", got, want)
+		}
+		if gotErr != nil && !errors.Is(gotErr, metadata.ErrMalformed) && !errors.Is(gotErr, metadata.ErrTooLarge) {
+			t.Fatalf("error %v is neither ErrMalformed nor ErrTooLarge", gotErr)
+		}
+	})
+}
+
+// FuzzScanPrimaryLimits scans with a tiny element limit: the scan stays
+// within it (allocations included), and what it accepts it also accepts
+// with the default limit, the same way.
+func FuzzScanPrimaryLimits(f *testing.F) {
+	addSeeds(f, "primary.xml")
+	f.Add([]byte(goodPrimary))
+	ws, wsEnd := bombs.WhitespacePrimary()
+	f.Add(append(append(slices.Clone(ws), bytes.Repeat([]byte(" "), 5000)...), wsEnd...))
+	huge, hugeEnd := bombs.HugePackagePrimary()
+	f.Add(append(append(slices.Clone(huge), bytes.Repeat([]byte("x"), 5000)...), hugeEnd...))
+	f.Add(make([]byte, 5000))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lim := metadata.Limits{MaxElement: 2048}
+		var small []metadata.PackageDeps
+		var err error
+		alloc := allocDuring(func() {
+			err = lim.ScanPrimaryAll(bytes.NewReader(data), func(p *metadata.PackageDeps) error {
+				small = append(small, *p)
+				return nil
+			})
+		})
+		if max := uint64(64<<10 + 64*len(data)); alloc > max {
+			t.Fatalf("scanning %d bytes with a 2 KiB element limit allocated %d bytes", len(data), alloc)
+		}
+		if err != nil {
+			if !errors.Is(err, metadata.ErrMalformed) && !errors.Is(err, metadata.ErrTooLarge) {
+				t.Fatalf("error %v is neither ErrMalformed nor ErrTooLarge", err)
+			}
+			return
+		}
+		var full []metadata.PackageDeps
+		if err := metadata.ScanPrimaryAll(bytes.NewReader(data), func(p *metadata.PackageDeps) error {
+			full = append(full, *p)
+			return nil
+		}); err != nil || !reflect.DeepEqual(small, full) {
+			t.Fatalf("accepted within 2 KiB elements, but with the default limit: %v, %d packages vs %d", err, len(full), len(small))
+		}
+	})
+}
+
+// FuzzDecompress decodes arbitrary input as each codec, with small limits:
+// no panic, output within the limit, memory within the decoder limits, and
+// errors of the documented kinds or the decoder's own.
+func FuzzDecompress(f *testing.F) {
+	for _, name := range []string{"testdata/bombs/xz-dict-3g.xz", "testdata/bombs/zstd-window-512m.zst", "testdata/bombs/zeros-1g.bz2"} {
+		f.Add(readFile(f, name), byte(0))
+	}
+	f.Add(bombs.XzDict(22), byte(0))
+	f.Add(bombs.ZstdWindow(20), byte(1))
+	var z bytes.Buffer
+	bombs.GzipZeros(&z, 64<<20)
+	f.Add(z.Bytes(), byte(2))
+	codecs := []metadata.Codec{metadata.Xz, metadata.Zstd, metadata.Gzip, metadata.Bzip2, metadata.None}
+	f.Fuzz(func(t *testing.T, data []byte, which byte) {
+		// Seeds name their codec by their magic; the fuzzer tries others.
+		c := codecs[int(which)%len(codecs)]
+		switch {
+		case bytes.HasPrefix(data, []byte("\xfd7zXZ")):
+			c = metadata.Xz
+		case bytes.HasPrefix(data, []byte("\x28\xb5\x2f\xfd")):
+			c = metadata.Zstd
+		case bytes.HasPrefix(data, []byte("BZh")):
+			c = metadata.Bzip2
+		}
+		if which >= 128 {
+			c = codecs[int(which)%len(codecs)]
+		}
+		lim := metadata.Limits{MaxXzDict: 1 << 20, MaxZstdWindow: 1 << 20}
+		const limit = 1 << 20
+		var n int64
+		var err error
+		alloc := allocDuring(func() { n, err = decompressAll(lim, data, c, limit) })
+		if n > limit+1 {
+			t.Fatalf("%s: %d bytes out, over the %d limit", c, n, limit)
+		}
+		if alloc > 24<<20 {
+			t.Fatalf("%s: decompressing %d bytes allocated %d MiB", c, len(data), alloc>>20)
+		}
+		_ = err // any error is fine here; TestDecompress* check the kinds
 	})
 }

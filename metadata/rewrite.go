@@ -715,13 +715,21 @@ var noElem = elemPos{start: -1, tagEnd: -1, contentEnd: -1, end: -1}
 // The children of <format> that createrepo_c writes before <rpm:provides>.
 var preProvides = []string{"rpm:license", "rpm:vendor", "rpm:group", "rpm:buildhost", "rpm:sourcerpm", "rpm:header-range"}
 
-// scanDocument reads a package file and calls fn for each item.
+// scanDocument reads a package file and calls fn for each item. No item
+// may be bigger than DefaultMaxElement.
 func scanDocument(kind FileKind, r io.Reader, spotsFor func(pkgid string) bool, fn func(*docItem) error) error {
+	return scanDocumentMax(kind, r, spotsFor, DefaultMaxElement, fn)
+}
+
+// scanDocumentMax is scanDocument with the item size limit maxItem: an
+// item that does not end within maxItem bytes is ErrTooLarge, so that the
+// buffer never grows beyond about maxItem.
+func scanDocumentMax(kind FileKind, r io.Reader, spotsFor func(pkgid string) bool, maxItem int64, fn func(*docItem) error) error {
 	root, err := kind.rootName()
 	if err != nil {
 		return err
 	}
-	s := &docScanner{r: r, kind: kind, root: root, buf: make([]byte, 0, 256<<10), spotsFor: spotsFor}
+	s := &docScanner{r: r, kind: kind, root: root, buf: make([]byte, 0, min(256<<10, maxItem+1)), spotsFor: spotsFor, maxItem: maxItem}
 	s.buf = s.buf[:cap(s.buf)]
 	var it docItem
 	for {
@@ -758,6 +766,7 @@ type docScanner struct {
 	pkg      pkgInfo
 	stack    [][2]int
 	searched int // bytes after pos known to hold no package end tag
+	maxItem  int64
 
 	// spotsFor reports whether a primary.xml package needs its annotation
 	// spots; nil means none does. Packages that do not are lexed only
@@ -778,7 +787,12 @@ func (s *docScanner) more() error {
 		s.pos = 0
 	}
 	if s.end == len(s.buf) {
-		s.buf = append(s.buf, make([]byte, len(s.buf))...)
+		if int64(s.end-s.pos) > s.maxItem {
+			return fmt.Errorf("%w: %s.xml at byte %d: an element or text node over %d bytes (the limit)",
+				ErrTooLarge, s.kind, s.off+int64(s.pos), s.maxItem)
+		}
+		grow := min(int64(len(s.buf)), s.maxItem+1-int64(len(s.buf)))
+		s.buf = append(s.buf, make([]byte, grow)...)
 		s.buf = s.buf[:cap(s.buf)]
 	}
 	for range 100 {
