@@ -16,6 +16,11 @@ const maxListed = 12
 // symbol or version node, or an exported object whose size changed is
 // abi-changed; additions alone are abi-extended. There is one finding per
 // library and kind of change, abi-changed ones first.
+//
+// Objects without a SONAME (plugins in library directories) are compared
+// when the same path is in both builds; one that appears or disappears is
+// no finding, since nothing links against it by name (elfutils renames its
+// backends with every release).
 func Diff(ref, cur *PackageABI) []metadata.Finding {
 	against := "compared with " + ref.ID.NEVRA()
 	skipped := map[string]bool{}
@@ -27,7 +32,7 @@ func Diff(ref, cur *PackageABI) []metadata.Finding {
 	for _, old := range ref.Libraries {
 		nw := cur.Library(old.Key())
 		if nw == nil {
-			if skipped[old.Path] {
+			if skipped[old.Path] || old.SONAME == "" {
 				continue // too big to analyse here: not known to be gone
 			}
 			changed = append(changed, metadata.Finding{Class: metadata.ClassABIChanged,
@@ -43,7 +48,7 @@ func Diff(ref, cur *PackageABI) []metadata.Finding {
 		}
 	}
 	for _, l := range cur.Libraries {
-		if ref.Library(l.Key()) == nil {
+		if l.SONAME != "" && ref.Library(l.Key()) == nil {
 			addedLibs = append(addedLibs, l.Key())
 		}
 	}
