@@ -236,7 +236,7 @@ type Pair struct {
 // time, and calls fn with each result (from several goroutines at once). It
 // stops early only when ctx is cancelled.
 func (a *Analyzer) CompareAll(ctx context.Context, pairs []Pair, open Opener, fn func(Pair, []metadata.Finding, error)) error {
-	g, ctx := errgroup.WithContext(ctx)
+	var g errgroup.Group
 	g.SetLimit(a.opts.Concurrency)
 	for _, p := range pairs {
 		if ctx.Err() != nil {
