@@ -30,8 +30,12 @@ var ErrTooLarge = errors.New("over the size limit")
 
 // RPM header tags read here (rpm's rpmtag.h).
 const (
-	tagFileClass = 1141
-	tagClassDict = 1142
+	tagOldFilenames = 1027
+	tagDirIndexes   = 1116
+	tagBasenames    = 1117
+	tagDirNames     = 1118
+	tagFileClass    = 1141
+	tagClassDict    = 1142
 )
 
 // zstdMaxWindow bounds the zstd decoder's window: rpm writes level 19
@@ -125,10 +129,11 @@ func walkRPM(ctx context.Context, r io.Reader, need func(*rpmHeader) bool, fn fu
 	if f := pkg.PayloadFormat(); f != "" && f != "cpio" {
 		return h, 0, fmt.Errorf("%w: payload format %q (want cpio)", ErrBadPackage, f)
 	}
-	h.elfPaths = elfPathsFromClasses(pkg)
-	for _, f := range pkg.Files() {
-		h.files = append(h.files, path.Clean("/"+f.Name()))
+	h.files, err = fileNames(pkg)
+	if err != nil {
+		return h, 0, err
 	}
+	h.elfPaths = elfPathsFromClasses(pkg, h.files)
 	if need != nil && !need(h) {
 		return h, 0, nil
 	}
@@ -142,6 +147,15 @@ func walkRPM(ctx context.Context, r io.Reader, need func(*rpmHeader) bool, fn fu
 	for {
 		hdr, err := arc.Next()
 		if err == io.EOF {
+			// Read the compressed stream to its end, so its checksums and
+			// footer are verified: a truncated package is an error even
+			// when the cpio trailer arrived.
+			if _, err := io.Copy(io.Discard, cr); err != nil {
+				if ctx.Err() != nil {
+					return h, cr.n, ctx.Err()
+				}
+				return h, cr.n, fmt.Errorf("%w: payload end: %v", ErrBadPackage, err)
+			}
 			return h, cr.n, nil
 		}
 		if err != nil {
@@ -163,13 +177,12 @@ func walkRPM(ctx context.Context, r io.Reader, need func(*rpmHeader) bool, fn fu
 // elfPathsFromClasses returns the files that rpm classified as ELF when it
 // built the package (FILECLASS indexes CLASSDICT, "ELF 64-bit LSB shared
 // object, ..."), or nil when the header lacks the tags or they disagree.
-func elfPathsFromClasses(pkg *rpm.Package) map[string]bool {
+func elfPathsFromClasses(pkg *rpm.Package, files []string) map[string]bool {
 	classTag, dictTag := pkg.Header.GetTag(tagFileClass), pkg.Header.GetTag(tagClassDict)
 	if classTag == nil || dictTag == nil {
 		return nil
 	}
 	classes, dict := classTag.Int64Slice(), dictTag.StringSlice()
-	files := pkg.Files()
 	if len(classes) != len(files) {
 		return nil
 	}
@@ -180,10 +193,37 @@ func elfPathsFromClasses(pkg *rpm.Package) map[string]bool {
 			return nil
 		}
 		if strings.HasPrefix(dict[c], "ELF") {
-			out[path.Clean("/"+f.Name())] = true
+			out[f] = true
 		}
 	}
 	return out
+}
+
+// fileNames returns the paths the header lists, from the compressed form
+// (dirnames, dirindexes, basenames) or the old full names. rpm.Package.Files
+// is not used: it indexes its arrays without checking their lengths.
+func fileNames(pkg *rpm.Package) ([]string, error) {
+	if old := pkg.Header.GetTag(tagOldFilenames).StringSlice(); len(old) > 0 {
+		out := make([]string, len(old))
+		for i, n := range old {
+			out[i] = path.Clean("/" + n)
+		}
+		return out, nil
+	}
+	base := pkg.Header.GetTag(tagBasenames).StringSlice()
+	idx := pkg.Header.GetTag(tagDirIndexes).Int64Slice()
+	dirs := pkg.Header.GetTag(tagDirNames).StringSlice()
+	if len(idx) != len(base) {
+		return nil, fmt.Errorf("%w: header lists %d file names and %d directory indexes", ErrBadPackage, len(base), len(idx))
+	}
+	out := make([]string, len(base))
+	for i, b := range base {
+		if idx[i] < 0 || idx[i] >= int64(len(dirs)) {
+			return nil, fmt.Errorf("%w: header file %q has directory index %d of %d", ErrBadPackage, b, idx[i], len(dirs))
+		}
+		out[i] = path.Clean("/" + dirs[idx[i]] + b)
+	}
+	return out, nil
 }
 
 // readCloser pairs a decompressing reader with its Close.
@@ -195,6 +235,66 @@ type readCloser struct {
 func (r readCloser) Close() error {
 	if r.close != nil {
 		r.close()
+	}
+	return nil
+}
+
+// xzMaxDict bounds the LZMA2 dictionary an xz payload may ask for: the
+// decoder allocates it whole. xz -9 uses 64 MiB; rpm's default level less.
+const xzMaxDict = 256 << 20
+
+// checkXZDict peeks at the first block header of the xz stream in r and
+// refuses a dictionary over xzMaxDict before the decoder allocates it.
+// (Later blocks of multi-block streams are not checked.)
+func checkXZDict(r *bufio.Reader) error {
+	b, _ := r.Peek(12 + 1024)
+	if len(b) < 13 || string(b[1:6]) != "7zXZ\x00" {
+		return nil // the decoder reports what is wrong
+	}
+	blk := b[12:]
+	size := (int(blk[0]) + 1) * 4
+	if blk[0] == 0 || size > len(blk) {
+		return nil // the index, or a header the decoder rejects
+	}
+	flags, i := blk[1], 2
+	varint := func() (uint64, bool) {
+		var v uint64
+		for shift := 0; i < size && shift < 63; shift += 7 {
+			c := blk[i]
+			i++
+			v |= uint64(c&0x7f) << shift
+			if c&0x80 == 0 {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	if flags&0x40 != 0 {
+		varint() // compressed size
+	}
+	if flags&0x80 != 0 {
+		varint() // uncompressed size
+	}
+	for n := int(flags&3) + 1; n > 0; n-- {
+		id, ok1 := varint()
+		props, ok2 := varint()
+		if !ok1 || !ok2 || i+int(props) > size {
+			return nil
+		}
+		if id == 0x21 && props == 1 { // LZMA2: one byte of dictionary size
+			d := blk[i]
+			if d > 40 {
+				return nil
+			}
+			dict := uint64(2|d&1) << (d/2 + 11)
+			if d == 40 {
+				dict = 1<<32 - 1
+			}
+			if dict > xzMaxDict {
+				return fmt.Errorf("%w: xz payload asks for a %d MiB dictionary (limit %d MiB)", ErrTooLarge, dict>>20, xzMaxDict>>20)
+			}
+		}
+		i += int(props)
 	}
 	return nil
 }
@@ -216,6 +316,9 @@ func decompressor(name string, r *bufio.Reader) (io.ReadCloser, error) {
 		}
 		return readCloser{z, z.Close}, nil
 	case "xz":
+		if err := checkXZDict(r); err != nil {
+			return nil, err
+		}
 		z, err := xz.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("%w: xz payload: %v", ErrBadPackage, err)

@@ -43,7 +43,7 @@ build_one() {
 		lib)
 			soname=$a src=$here/src/$b map=$c cflags=${d//,/ }
 			cc=gcc; [[ "$src" == *.cc ]] && cc=g++
-			args=(-shared -fPIC -O1 "${m32[@]}" -Wl,-soname,"$soname" -o "$root$libdir/$soname")
+			args=(-shared -fPIC -O1 -g "${m32[@]}" -Wl,-soname,"$soname" -o "$root$libdir/$soname")
 			[ "$map" = - ] || args+=(-Wl,--version-script="$here/src/$map")
 			mkdir -p "$root$libdir"
 			# shellcheck disable=SC2086
