@@ -150,7 +150,7 @@ func ReadStablelist(ctx context.Context, r io.Reader) (*Stablelist, error) {
 // library.
 func scanELF(body io.Reader, e payloadEntry, lim Limits, skipped *[]string) (*Library, error) {
 	br := bufio.NewReaderSize(body, 4096)
-	head, _ := br.Peek(18)
+	head, _ := br.Peek(4096)
 	if len(head) < 18 || !bytes.Equal(head[:4], []byte("\x7fELF")) {
 		return nil, nil
 	}
@@ -159,6 +159,12 @@ func scanELF(body io.Reader, e payloadEntry, lim Limits, skipped *[]string) (*Li
 		order = binary.BigEndian
 	}
 	if order.Uint16(head[16:18]) != 3 { // ET_DYN
+		return nil, nil
+	}
+	if !isLibDir(e.Path) && hasInterp(head, order) {
+		// A position-independent executable outside the library
+		// directories: not read further (a library there would need a
+		// SONAME, and libraries with an interpreter live in lib dirs).
 		return nil, nil
 	}
 	if e.Size > lim.MaxELFSize {
@@ -175,6 +181,40 @@ func scanELF(body io.Reader, e payloadEntry, lim Limits, skipped *[]string) (*Li
 		return nil, nil
 	}
 	return lib, err
+}
+
+// hasInterp says whether the program headers in the first bytes of an ELF
+// file include PT_INTERP (false when they are not within head).
+func hasInterp(head []byte, order binary.ByteOrder) bool {
+	var phoff uint64
+	var phentsize, phnum int
+	switch head[4] {
+	case 1: // ELFCLASS32
+		if len(head) < 52 {
+			return false
+		}
+		phoff, phentsize, phnum = uint64(order.Uint32(head[28:32])), int(order.Uint16(head[42:44])), int(order.Uint16(head[44:46]))
+	case 2: // ELFCLASS64
+		if len(head) < 64 {
+			return false
+		}
+		phoff, phentsize, phnum = order.Uint64(head[32:40]), int(order.Uint16(head[54:56])), int(order.Uint16(head[56:58]))
+	default:
+		return false
+	}
+	if phentsize < 4 {
+		return false
+	}
+	for i := 0; i < phnum; i++ {
+		off := phoff + uint64(i*phentsize)
+		if off+4 > uint64(len(head)) {
+			return false
+		}
+		if order.Uint32(head[off:off+4]) == 3 { // PT_INTERP
+			return true
+		}
+	}
+	return false
 }
 
 // spool makes the size bytes of r randomly accessible, in memory up to
