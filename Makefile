@@ -5,8 +5,11 @@ GO       ?= go
 FUZZTIME ?= 30s
 
 # External tools the tests drive, and the Debian packages that provide them.
-TOOLS        := dnf createrepo_c rpmbuild zck chromium
-APT_PACKAGES := dnf createrepo-c rpm zchunk chromium
+# gcc and g++ build the generated ABI corpus (testdata/abi; i686 libraries are
+# linked -nostdlib, so no gcc-multilib); abipkgdiff, readelf, cpio and
+# rpm2cpio are the ground truth the ELF layer is checked against.
+TOOLS        := dnf createrepo_c rpmbuild zck chromium gcc g++ abipkgdiff readelf cpio rpm2cpio
+APT_PACKAGES := dnf createrepo-c rpm zchunk chromium gcc g++ abigail-tools binutils cpio
 
 .PHONY: build deps test bench fuzz rpms
 
