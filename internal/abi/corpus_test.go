@@ -94,6 +94,7 @@ func verdict(fs []metadata.Finding) string {
 func TestLibabigailCorpus(t *testing.T) {
 	dir := libabigailDir(t)
 	abipkgdiff := testenv.RequireTool(t, "abipkgdiff")
+	requireTruthTools(t)
 	pairs := corpusPairs(t, dir)
 	a := NewAnalyzer(Options{Concurrency: 2})
 	type row struct {
@@ -122,14 +123,16 @@ func TestLibabigailCorpus(t *testing.T) {
 				r.first = fs[0].Reason
 			}
 			r.abiStatus, r.abiRemovedBins = runAbipkgdiff(abipkgdiff, p.old, p.new)
+			old, err1 := truthLibraries(p.old)
+			nw, err2 := truthLibraries(p.new)
+			if err := errors.Join(err1, err2); err != nil {
+				r.err = err
+			}
+			r.truth, r.removed, r.added = truthVerdict(old, nw)
 			rows[i] = r
 		}()
 	}
 	wg.Wait()
-	// readelf runs in this goroutine: it uses t.TempDir and t.Fatalf.
-	for i := range rows {
-		rows[i].truth, rows[i].removed, rows[i].added = truthVerdict(truthLibraries(t, rows[i].p.old), truthLibraries(t, rows[i].p.new))
-	}
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n%-30s %-13s %-13s %-9s %-10s %s\n", "pair", "ours", "readelf", "rm/add", "abipkgdiff", "agree")
 	agreeTruth, agreeAbi := 0, 0

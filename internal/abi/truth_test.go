@@ -3,6 +3,7 @@ package abi
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,27 +32,27 @@ var (
 
 // truthLibraries unpacks the RPM at path and reads its shared libraries
 // with readelf, keyed by SONAME (or path), by the rules this package
-// documents.
-func truthLibraries(t testing.TB, rpmPath string) map[string]*truthLib {
-	t.Helper()
-	testenv.RequireTool(t, "rpm2cpio")
-	testenv.RequireTool(t, "cpio")
-	testenv.RequireTool(t, "readelf")
-	dir := t.TempDir()
+// documents. It may run on any goroutine.
+func truthLibraries(rpmPath string) (map[string]*truthLib, error) {
+	dir, err := os.MkdirTemp("", "dnfproxy-truth-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
 	cmd := exec.Command("sh", "-c", `rpm2cpio "$1" | cpio -idm --quiet --no-absolute-filenames`, "sh", rpmPath)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("unpacking %s: %v\n%s", rpmPath, err, out)
+		return nil, fmt.Errorf("unpacking %s: %v\n%s", rpmPath, err, out)
 	}
 	libs := map[string]*truthLib{}
-	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+	err = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err != nil || !fi.Mode().IsRegular() || fi.Size() < 64 {
-			return nil
+			return err
 		}
 		head := make([]byte, 4)
 		f, err := os.Open(p)
 		if err != nil {
-			return nil
+			return err
 		}
 		f.Read(head)
 		f.Close()
@@ -60,8 +61,8 @@ func truthLibraries(t testing.TB, rpmPath string) map[string]*truthLib {
 		}
 		rel := "/" + strings.TrimPrefix(p, dir+"/")
 		out, err := exec.Command("readelf", "-h", "-l", "-d", "--dyn-syms", "-V", "-W", p).Output()
-		if err != nil {
-			t.Logf("readelf %s: %v", rel, err)
+		if err != nil && len(out) == 0 {
+			return fmt.Errorf("readelf %s: %v", rel, err)
 		}
 		lib, key := parseReadelf(out, rel)
 		if lib == nil {
@@ -79,7 +80,15 @@ func truthLibraries(t testing.TB, rpmPath string) map[string]*truthLib {
 		}
 		return nil
 	})
-	return libs
+	return libs, err
+}
+
+// requireTruthTools skips or fails (in CI) without the ground-truth tools.
+func requireTruthTools(t testing.TB) {
+	t.Helper()
+	for _, tool := range []string{"rpm2cpio", "cpio", "readelf"} {
+		testenv.RequireTool(t, tool)
+	}
 }
 
 func parseReadelf(out []byte, rel string) (*truthLib, string) {
