@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -278,15 +279,14 @@ func Pairs(ref, cur []metadata.PackageDeps, markers *metadata.VendorMarkers) []P
 		if len(builds) == 0 {
 			continue
 		}
-		base := builds[0]
-		stripped := p.ID().EVR()
-		stripped.Release = markers.Strip(stripped.Release)
-		for _, b := range builds {
-			if metadata.CompareEVR(b.ID().EVR(), stripped) == 0 {
-				base = b
-				break
-			}
+		ids := make([]metadata.ABIPackage, len(builds))
+		for i, b := range builds {
+			ids[i] = metadata.ABIPackage{PackageID: b.ID()}
 		}
+		// The reference build is chosen by metadata's rule, so the ELF
+		// layer compares with the build the metadata comparison used.
+		m, _ := metadata.MatchReference(p.ID(), ids, markers)
+		base := builds[slices.IndexFunc(ids, func(b metadata.ABIPackage) bool { return b.PackageID == m.PackageID })]
 		if base.Checksum == p.Checksum || !(providesSoname(base) || providesSoname(p)) {
 			continue
 		}
