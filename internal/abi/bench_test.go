@@ -87,7 +87,7 @@ func BenchmarkLibabigailCold(b *testing.B) {
 	pairs := corpusPairs(b, dir)
 	var ps []Pair
 	for _, p := range pairs {
-		ps = append(ps, Pair{fileRef(p.old), fileRef(p.new)})
+		ps = append(ps, Pair{sideRef("old", p.old), sideRef("new", p.new)})
 	}
 	for b.Loop() {
 		a := NewAnalyzer(Options{Concurrency: 2})
