@@ -119,12 +119,10 @@ func CompareWith(p ABIPackage, ref *Reference, o CompareOptions) Comparison {
 	return c
 }
 
-// Builds returns the reference builds of name.arch, newest first.
-func (r *Reference) Builds(name, arch string) []ABIPackage { return r.byNameArch[name+"."+arch] }
-
 // MatchReference picks the reference build a package is compared with from
-// builds (newest first): the one whose EVR equals the package's once the
-// vendor markers are stripped (same is true), or else the newest.
+// builds (newest first, not empty): the one whose EVR equals the package's
+// once the vendor markers are stripped (same is true), or else the newest.
+// markers nil means the built-in ones.
 func MatchReference(p PackageID, builds []ABIPackage, markers *VendorMarkers) (base ABIPackage, same bool) {
 	if markers == nil {
 		markers = defaultMarkers
