@@ -89,6 +89,7 @@ func BenchmarkLibabigailCold(b *testing.B) {
 	for _, p := range pairs {
 		ps = append(ps, Pair{sideRef("old", p.old), sideRef("new", p.new)})
 	}
+	var payload int64
 	for b.Loop() {
 		a := NewAnalyzer(Options{Concurrency: 2})
 		if err := a.CompareAll(context.Background(), ps, openFile, func(p Pair, _ []metadata.Finding, err error) {
@@ -98,8 +99,10 @@ func BenchmarkLibabigailCold(b *testing.B) {
 		}); err != nil {
 			b.Fatal(err)
 		}
+		payload = a.Stats().PayloadBytes
 	}
 	b.ReportMetric(float64(len(ps)), "pairs")
+	b.ReportMetric(float64(payload)/1e6, "payload-MB")
 }
 
 func BenchmarkLibabigailAbipkgdiff(b *testing.B) {

@@ -75,6 +75,7 @@ func ScanRPM(ctx context.Context, r io.Reader, lim Limits) (*PackageABI, error) 
 	lim = lim.withDefaults()
 	out := &PackageABI{}
 	libs := map[string]*Library{}
+	var scratch []byte // reused for every ELF file read into memory
 	h, n, err := walkRPM(ctx, r, needPayload, func(h *rpmHeader, e payloadEntry, body io.Reader) error {
 		if stablelistPath(e.Path) {
 			if e.Size > maxStablelistSize {
@@ -93,7 +94,7 @@ func ScanRPM(ctx context.Context, r io.Reader, lim Limits) (*PackageABI, error) 
 		if h.elfPaths != nil && !h.elfPaths[e.Path] {
 			return nil
 		}
-		lib, err := scanELF(body, e, lim, &out.Skipped)
+		lib, err := scanELF(body, e, lim, &out.Skipped, &scratch)
 		if err != nil || lib == nil {
 			return err
 		}
@@ -148,7 +149,7 @@ func ReadStablelist(ctx context.Context, r io.Reader) (*Stablelist, error) {
 
 // scanELF reads one payload file: nil, nil when it is not an ELF shared
 // library.
-func scanELF(body io.Reader, e payloadEntry, lim Limits, skipped *[]string) (*Library, error) {
+func scanELF(body io.Reader, e payloadEntry, lim Limits, skipped *[]string, scratch *[]byte) (*Library, error) {
 	br := bufio.NewReaderSize(body, 4096)
 	head, _ := br.Peek(4096)
 	if len(head) < 18 || !bytes.Equal(head[:4], []byte("\x7fELF")) {
@@ -171,7 +172,7 @@ func scanELF(body io.Reader, e payloadEntry, lim Limits, skipped *[]string) (*Li
 		*skipped = append(*skipped, e.Path)
 		return nil, nil
 	}
-	ra, cleanup, err := spool(br, e.Size, lim)
+	ra, cleanup, err := spool(br, e.Size, lim, scratch)
 	if err != nil {
 		return nil, err
 	}
@@ -218,10 +219,14 @@ func hasInterp(head []byte, order binary.ByteOrder) bool {
 }
 
 // spool makes the size bytes of r randomly accessible, in memory up to
-// lim.MemELFSize and in a temporary file beyond.
-func spool(r io.Reader, size int64, lim Limits) (io.ReaderAt, func(), error) {
+// lim.MemELFSize (in *scratch, grown as needed and reused: debug/elf copies
+// the strings it returns) and in a temporary file beyond.
+func spool(r io.Reader, size int64, lim Limits, scratch *[]byte) (io.ReaderAt, func(), error) {
 	if size <= lim.MemELFSize {
-		buf := make([]byte, size)
+		if int64(cap(*scratch)) < size {
+			*scratch = make([]byte, size)
+		}
+		buf := (*scratch)[:size]
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return nil, nil, fmt.Errorf("%w: truncated payload: %v", ErrBadPackage, err)
 		}
