@@ -47,11 +47,14 @@ type Opener func(ctx context.Context, ref PackageRef) (io.ReadCloser, error)
 
 // Options configure an Analyzer.
 type Options struct {
-	Concurrency int    // package pairs analysed at once; default 2
-	Results     KV     // where results persist; nil keeps them in memory only
-	Version     string // analyser version in result keys; default Version
-	Limits      Limits
-	Logger      *slog.Logger // default slog.Default()
+	Concurrency int // package pairs analysed at once; default 2
+	// Results is where pair results ("abi/<version>/<old>/<new>") and
+	// package interfaces ("abipkg/<version>/<checksum>") persist; nil keeps
+	// pair results in memory only.
+	Results KV
+	Version string // analyser version in result keys; default Version
+	Limits  Limits
+	Logger  *slog.Logger // default slog.Default()
 }
 
 // Stats count the work an Analyzer did.
@@ -59,21 +62,25 @@ type Stats struct {
 	Analysed     int64 // pairs compared by reading their RPMs
 	Reused       int64 // pairs answered from stored results
 	PackagesRead int64 // RPMs scanned
-	PayloadBytes int64 // uncompressed payload bytes scanned
+	// PackagesReused counts package interfaces taken from the KV instead
+	// of reading the RPM again (only with Options.Results).
+	PackagesReused int64
+	PayloadBytes   int64 // uncompressed payload bytes scanned
 }
 
 // Analyzer compares package pairs with bounded concurrency and remembers
 // the results. Its methods may be called concurrently.
 type Analyzer struct {
-	opts    Options
-	sem     chan struct{}
-	flight  singleflight.Group
-	mu      sync.Mutex
-	mem     map[string][]byte // results when Options.Results is nil
-	analyse atomic.Int64
-	reused  atomic.Int64
-	read    atomic.Int64
-	bytes   atomic.Int64
+	opts      Options
+	sem       chan struct{}
+	flight    singleflight.Group
+	mu        sync.Mutex
+	mem       map[string][]byte // results when Options.Results is nil
+	analyse   atomic.Int64
+	reused    atomic.Int64
+	read      atomic.Int64
+	pkgReused atomic.Int64
+	bytes     atomic.Int64
 }
 
 // NewAnalyzer returns an Analyzer.
@@ -92,7 +99,7 @@ func NewAnalyzer(opts Options) *Analyzer {
 
 // Stats returns the work done so far.
 func (a *Analyzer) Stats() Stats {
-	return Stats{Analysed: a.analyse.Load(), Reused: a.reused.Load(), PackagesRead: a.read.Load(), PayloadBytes: a.bytes.Load()}
+	return Stats{Analysed: a.analyse.Load(), Reused: a.reused.Load(), PackagesRead: a.read.Load(), PackagesReused: a.pkgReused.Load(), PayloadBytes: a.bytes.Load()}
 }
 
 // resultKey is "abi/<version>/<old checksum>/<new checksum>".
@@ -210,7 +217,24 @@ func (a *Analyzer) analysePair(ctx context.Context, old, nw PackageRef, open Ope
 	return fs, nil
 }
 
+// scan returns a package's interface: from the KV when this analyser
+// version read the same file before (a reference build is paired with every
+// new build of its name.arch), else by reading it, and then stores it.
 func (a *Analyzer) scan(ctx context.Context, ref PackageRef, open Opener) (*PackageABI, error) {
+	var key []byte
+	if a.opts.Results != nil {
+		key = []byte("abipkg/" + a.opts.Version + "/" + ref.Checksum.String())
+		if b, ok, err := a.opts.Results.Get(key); err != nil {
+			return nil, err
+		} else if ok {
+			var p PackageABI
+			if err := json.Unmarshal(b, &p); err == nil {
+				a.pkgReused.Add(1)
+				return &p, nil
+			}
+			a.opts.Logger.Warn("abi: unreadable stored package interface; reading the package again", "key", string(key))
+		}
+	}
 	rc, err := open(ctx, ref)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", ref.NEVRA(), err)
@@ -223,6 +247,15 @@ func (a *Analyzer) scan(ctx context.Context, ref PackageRef, open Opener) (*Pack
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", ref.NEVRA(), err)
+	}
+	if key != nil {
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.opts.Results.Put(key, b); err != nil {
+			return nil, fmt.Errorf("storing the interface of %s: %w", ref.NEVRA(), err)
+		}
 	}
 	return p, nil
 }
