@@ -5,8 +5,11 @@ GO       ?= go
 FUZZTIME ?= 30s
 
 # External tools the tests drive, and the Debian packages that provide them.
-TOOLS        := dnf createrepo_c modifyrepo_c rpmbuild rpm2cpio cpio systemd-analyze buildah zck chromium zypper gpg
-APT_PACKAGES := dnf createrepo-c rpm cpio systemd buildah zchunk chromium zypper python3-librepo python3-libcomps gpg
+# gcc and g++ build the generated ABI corpus (testdata/abi; i686 libraries are
+# linked -nostdlib, so no gcc-multilib); abipkgdiff, readelf, cpio and
+# rpm2cpio are the ground truth the ELF layer is checked against.
+TOOLS        := dnf createrepo_c modifyrepo_c rpmbuild rpm2cpio cpio systemd-analyze buildah zck chromium zypper gpg gcc g++ abipkgdiff readelf
+APT_PACKAGES := dnf createrepo-c rpm cpio systemd buildah zchunk chromium zypper python3-librepo python3-libcomps gpg gcc g++ abigail-tools binutils
 # Python modules the tests import through /usr/bin/python3 (librepo and
 # libcomps, the libraries under dnf).
 PY_MODULES   := librepo libcomps
