@@ -10,7 +10,7 @@ import (
 
 	"github.com/dnfproxy/dnfproxy/metadata"
 	"github.com/dnfproxy/dnfproxy/metadata/bombs"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // refModularPackages is the former ModularPackages, one yaml.Decoder over
