@@ -196,7 +196,7 @@ func (u *upstream) check(r *repo) (requests int, bytes int64, err error) {
 		}
 	}
 	// The proxy also asks once for repomd.xml.asc, which this repo has not.
-	if extra := requests - len(r.files) - u.hits["/repodata/repomd.xml.asc"]; extra != 0 {
+	if extra := requests - len(r.files) - u.hits["/repodata/repomd.xml.asc"] - u.hits["/repodata/repomd.xml.key"]; extra != 0 {
 		return requests, u.bytes, fmt.Errorf("upstream served %d requests for %d files", requests, len(r.files))
 	}
 	return requests, u.bytes, nil
