@@ -11,8 +11,7 @@
 # seen, 404s, mismatches, other errors).
 #
 # The 20-second version runs in `go test ./proxy/` (DNFPROXY_FLIP_SECONDS
-# unset). While the test is marked as a known break it is skipped unless
-# DNFPROXY_KNOWN_BREAKS=1, which this script sets.
+# unset).
 #
 # Knobs: FLIP_SECONDS (120), FLIP_RACE=1 adds -race.
 set -euo pipefail
@@ -20,6 +19,6 @@ cd "$(dirname "$0")/../.."
 secs="${FLIP_SECONDS:-120}"
 race=()
 if [ "${FLIP_RACE:-0}" = 1 ]; then race=(-race); fi
-DNFPROXY_FLIP_SECONDS="$secs" DNFPROXY_KNOWN_BREAKS=1 DNFPROXY_TEST_QUIET=1 \
+DNFPROXY_FLIP_SECONDS="$secs" DNFPROXY_TEST_QUIET=1 \
 	go test "${race[@]}" -count=1 -v -timeout "$((secs + 300))s" -run '^TestBB_FlipUnderLoad$' ./proxy/ |
 	grep -E '^(=== RUN|--- |PASS|FAIL|ok)|flip_bb_test.go'
