@@ -63,8 +63,8 @@ type Options struct {
 	Limits  Limits
 	// RefreshTimeout bounds one background refresh (default 30 min).
 	RefreshTimeout time.Duration
-	// OnSwitch is called, outside any lock, after a root switched to a new
-	// generation (views rebuild on it). May be nil.
+	// OnSwitch is called, outside any lock, once after a root switched to
+	// a new generation (views rebuild on it); it must not block. May be nil.
 	OnSwitch func(root string, g *Generation)
 }
 
@@ -304,6 +304,8 @@ func (r *Repo) refreshWait(ctx context.Context, root string, st *rootState) (Ref
 		r.record(st, err)
 		if err != nil {
 			r.forgetEmpty(root, st)
+		} else if res.Changed && r.opt.OnSwitch != nil {
+			r.opt.OnSwitch(root, res.Gen)
 		}
 		return res, err
 	})
@@ -312,11 +314,7 @@ func (r *Repo) refreshWait(ctx context.Context, root string, st *rootState) (Ref
 		if v.Err != nil {
 			return RefreshResult{}, v.Err
 		}
-		res := v.Val.(RefreshResult)
-		if res.Changed && r.opt.OnSwitch != nil && !v.Shared {
-			r.opt.OnSwitch(root, res.Gen)
-		}
-		return res, nil
+		return v.Val.(RefreshResult), nil
 	case <-ctx.Done():
 		return RefreshResult{}, ctx.Err()
 	}
