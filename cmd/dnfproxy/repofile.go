@@ -85,6 +85,11 @@ func repofileCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		fs.Usage()
 		return 2
 	}
+	if opt.Path == "" {
+		fmt.Fprint(stderr, "dnfproxy repofile: --path is required (the repo root below the prefix, e.g. 9/BaseOS/x86_64/os)\n\n")
+		fs.Usage()
+		return 2
+	}
 	st, err := opt.Stanza()
 	if err != nil {
 		// The stanza's errors begin with the option's name.

@@ -22,7 +22,7 @@ import (
 type Options struct {
 	Proxy   string   // the proxy's client listener as clients reach it
 	Repo    string   // the repo's name in the proxy's configuration
-	Path    string   // the repo root below the prefix
+	Path    string   // the repo root below the prefix; "" is the prefix itself
 	View    string   // "", raw, annotate or filter; "" is the repo's own view
 	Name    string   // the repo id; "" derives one
 	GPGKeys []string // more package signing keys
@@ -75,10 +75,10 @@ func (o Options) Stanza() (*Stanza, error) {
 		return nil, fmt.Errorf("view %q is not one of raw, annotate, filter", o.View)
 	}
 	path := strings.Trim(o.Path, "/")
-	if o.Path == "" {
-		return nil, errors.New("path is required (the repo root below the prefix, e.g. 9/BaseOS/x86_64/os)")
-	}
 	for _, seg := range strings.Split(path, "/") {
+		if path == "" {
+			break // the repo's prefix is its root
+		}
 		if seg == "" || seg == "." || seg == ".." || strings.ContainsFunc(seg, notPlainPathRune) {
 			return nil, fmt.Errorf("path %q: want a plain sub-path such as 9/BaseOS/x86_64/os", o.Path)
 		}
@@ -96,9 +96,13 @@ func (o Options) Stanza() (*Stanza, error) {
 	if o.View != "" {
 		prefix += "@" + o.View
 	}
+	base := strings.TrimRight(o.Proxy, "/") + "/" + prefix + "/"
+	if path != "" {
+		base += path + "/"
+	}
 	st := &Stanza{
 		Opt:       o,
-		BaseURL:   strings.TrimRight(o.Proxy, "/") + "/" + prefix + "/" + path + "/",
+		BaseURL:   base,
 		Rewriting: o.View == "annotate" || o.View == "filter",
 		DistroKey: DistroKey(o.Repo, path),
 		ID:        o.Name,
@@ -137,6 +141,9 @@ func notPlainPathRune(r rune) bool {
 // run of other characters a single '-'.
 func DefaultID(repo, path, view string) string {
 	s := strings.ToLower("dnfproxy-" + repo + "-" + path)
+	if path == "" {
+		s = strings.ToLower("dnfproxy-" + repo)
+	}
 	if view != "" {
 		s += "-" + view
 	}
@@ -158,7 +165,7 @@ func DefaultID(repo, path, view string) string {
 func (st *Stanza) String() string {
 	o := st.Opt
 	var b strings.Builder
-	where := o.Repo + "/" + o.Path
+	where := strings.TrimSuffix(o.Repo+"/"+o.Path, "/")
 	view := o.View
 	switch {
 	case view != "":
@@ -176,7 +183,7 @@ func (st *Stanza) String() string {
 		b.WriteString("# with the proxy's key; the packages are upstream's, signed by their distribution.\n")
 	}
 	fmt.Fprintf(&b, "[%s]\n", st.ID)
-	name := o.Repo + " " + o.Path + " via dnfproxy"
+	name := strings.Join(strings.Fields(o.Repo+" "+o.Path), " ") + " via dnfproxy"
 	if o.View != "" {
 		name += " (" + o.View + ")"
 	}
