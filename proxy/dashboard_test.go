@@ -495,3 +495,86 @@ func TestTrafficRing(t *testing.T) {
 		t.Errorf("%d samples seven hours later, want only the minute in progress", len(got))
 	}
 }
+
+// repoKeys returns the key=value lines of a .repo text (comments out).
+func repoKeys(text string) map[string]string {
+	kv := map[string]string{}
+	for line := range strings.Lines(text) {
+		line = strings.TrimSpace(line)
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			kv[k] = v
+		}
+	}
+	return kv
+}
+
+// TestAdminRepofile asks the admin API and the dashboard for the .repo
+// stanza of a root, checks it, and gives it to the real dnf.
+func TestAdminRepofile(t *testing.T) {
+	a := divergentAdmin(t, config.ModeAnnotate)
+	get := func(path, auth string, want int) string {
+		t.Helper()
+		status, hdr, body := a.do(t, "GET", path, auth, nil)
+		if status != want {
+			t.Fatalf("GET %s: %d %s, want %d", path, status, body, want)
+		}
+		if want == http.StatusOK && !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
+			t.Errorf("GET %s: Content-Type %q", path, hdr.Get("Content-Type"))
+		}
+		return string(body)
+	}
+	bearer := "Bearer " + testToken
+	own := get("/api/v1/repos/test/repofile?path=el9&gpgcheck=0&name=t-own", bearer, http.StatusOK)
+	kv := repoKeys(own)
+	base := a.http.URL + "/test/el9/"
+	if kv["baseurl"] != base || kv["repo_gpgcheck"] != "1" || kv["gpgkey"] != base+"repodata/repomd.xml.key" || kv["gpgcheck"] != "0" {
+		t.Errorf("the repo's own view (annotate) stanza:\n%s", own)
+	}
+	if !strings.Contains(own, "[t-own]\n") || !strings.Contains(own, "which rewrites metadata") {
+		t.Errorf("stanza without its id or view note:\n%s", own)
+	}
+	raw := get("/api/v1/repos/test/repofile?path=/el9/&view=raw&gpgcheck=0&name=t-raw", bearer, http.StatusOK)
+	if kv := repoKeys(raw); kv["baseurl"] != a.http.URL+"/test@raw/el9/" || kv["repo_gpgcheck"] != "" {
+		t.Errorf("raw stanza:\n%s", raw)
+	}
+	proxied := get("/api/v1/repos/test/repofile?path=el9&proxy=https://dnfproxy.example:8443", bearer, http.StatusOK)
+	if kv := repoKeys(proxied); kv["baseurl"] != "https://dnfproxy.example:8443/test/el9/" || kv["gpgcheck"] != "1" {
+		t.Errorf("stanza for another proxy URL:\n%s", proxied)
+	}
+	// The dashboard's link gives the same text to a browser.
+	if page := get("/repofile?repo=test&path=el9/&gpgcheck=0&name=t-own", basicAuth("admin", testToken), http.StatusOK); page != own {
+		t.Errorf("dashboard repofile differs from the API's:\n%s\n%s", page, own)
+	}
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"/api/v1/repos/nope/repofile?path=el9", http.StatusNotFound},
+		{"/api/v1/repos/test/repofile?path=el8", http.StatusNotFound}, // no such root known
+		{"/api/v1/repos/test/repofile?path=el9&view=filtered", http.StatusBadRequest},
+		{"/api/v1/repos/test/repofile?path=el9&name=a%20b", http.StatusBadRequest},
+		{"/api/v1/repos/test/repofile?path=../x", http.StatusBadRequest},
+		{"/api/v1/repos/test/repofile?path=el9&proxy=ftp://x", http.StatusBadRequest},
+	} {
+		get(c.path, bearer, c.want)
+	}
+	get("/api/v1/repos/test/repofile?path=el9", basicAuth("admin", testToken), http.StatusUnauthorized)
+
+	// The stanzas work with dnf: the annotate view's signed repomd.xml
+	// verifies with the key the stanza names, and the annotation shows.
+	d := testenv.NewDNF(t, nil)
+	reposd := filepath.Join(filepath.Dir(d.ConfigPath()), "repos.d")
+	for id, text := range map[string]string{"t-own": own, "t-raw": raw} {
+		if err := os.WriteFile(filepath.Join(reposd, id+".repo"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.MakeCache()
+	got := d.RepoQuery("--repo", "t-own", "--whatprovides", "abi-divergence(rhel)")
+	if len(got) != 1 || !strings.HasPrefix(got[0], "dnfpt-lib-") {
+		t.Errorf("through the annotate stanza, abi-divergence(rhel) is provided by %q, want dnfpt-lib", got)
+	}
+	if got := d.RepoQuery("--repo", "t-raw", "--whatprovides", "abi-divergence(rhel)"); len(got) != 0 {
+		t.Errorf("through the raw stanza, abi-divergence(rhel) is provided by %q, want none", got)
+	}
+}
