@@ -54,3 +54,52 @@ func FuzzStanza(f *testing.F) {
 		}
 	})
 }
+
+func TestStanza(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		opt       Options
+		rewriting bool // set by the caller that knows the repo's own view
+		want      []string
+		absent    []string
+	}{
+		{"prefix is the root", Options{Proxy: "http://p:8080/", Repo: "test", GPGCheck: true}, false,
+			[]string{"[dnfproxy-test]\n", "baseurl=http://p:8080/test/\n", "name=test via dnfproxy\n", "gpgcheck=1\n"},
+			[]string{"repo_gpgcheck", "gpgkey="}},
+		{"own view known to rewrite", Options{Proxy: "http://p", Repo: "almalinux", Path: "9/BaseOS/x86_64/os"}, true,
+			[]string{"which rewrites metadata", "repo_gpgcheck=1\n", "gpgcheck=0\n",
+				"gpgkey=http://p/almalinux/9/BaseOS/x86_64/os/repodata/repomd.xml.key\n"},
+			[]string{"RPM-GPG-KEY"}},
+		{"own view known not to rewrite", Options{Proxy: "http://p", Repo: "rocky", Path: "9/BaseOS/x86_64/os", GPGCheck: true}, false,
+			[]string{"which serves upstream metadata", "gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-Rocky-9\n"},
+			[]string{"repo_gpgcheck"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := tc.opt.Stanza()
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Rewriting, st.Known = tc.rewriting, true
+			out := st.String()
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("no %q in:\n%s", w, out)
+				}
+			}
+			for _, a := range tc.absent {
+				if strings.Contains(out, a) {
+					t.Errorf("%q in:\n%s", a, out)
+				}
+			}
+		})
+	}
+	for opt, want := range map[*Options]string{
+		{Repo: "a"}: "proxy is required",
+		{Proxy: "http://p", Repo: "a", View: "x"}:      `view "x" is not one of`,
+		{Proxy: "http://p", Repo: "a", Path: "a/../b"}: `path "a/../b": want a plain sub-path`,
+	} {
+		if _, err := opt.Stanza(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v, want %q", *opt, err, want)
+		}
+	}
+}
