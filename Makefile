@@ -8,8 +8,8 @@ FUZZTIME ?= 30s
 # gcc and g++ build the generated ABI corpus (testdata/abi; i686 libraries are
 # linked -nostdlib, so no gcc-multilib); abipkgdiff, readelf, cpio and
 # rpm2cpio are the ground truth the ELF layer is checked against.
-TOOLS        := dnf createrepo_c modifyrepo_c rpmbuild rpm2cpio cpio systemd-analyze buildah zck chromium zypper gpg gcc g++ abipkgdiff readelf
-APT_PACKAGES := dnf createrepo-c rpm cpio systemd buildah zchunk chromium zypper python3-librepo python3-libcomps gpg gcc g++ abigail-tools binutils
+TOOLS        := dnf createrepo_c modifyrepo_c rpmbuild rpm2cpio cpio systemd-analyze buildah zck chromium zypper gpg gcc g++ abipkgdiff readelf promtool
+APT_PACKAGES := dnf createrepo-c rpm cpio systemd buildah zchunk chromium zypper python3-librepo python3-libcomps gpg gcc g++ abigail-tools binutils prometheus
 # Python modules the tests import through /usr/bin/python3 (librepo and
 # libcomps, the libraries under dnf).
 PY_MODULES   := librepo libcomps

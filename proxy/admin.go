@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -46,6 +47,7 @@ func (s *Server) AdminServer(addr string) *http.Server {
 	api := r.Group("/api/v1")
 	api.GET("/repos", s.apiRepos)
 	api.GET("/repos/:name/divergences", s.apiDivergences)
+	api.GET("/repos/:name/repofile", s.apiRepofile)
 	api.POST("/repos/:name/refresh", s.apiRefresh)
 	api.GET("/cache", s.apiCacheStats)
 	api.DELETE("/cache", s.apiPurge)
@@ -54,6 +56,12 @@ func (s *Server) AdminServer(addr string) *http.Server {
 	api.GET("/jobs/:id", s.apiJob)
 
 	r.GET("/", s.dashboard)
+	r.GET("/package", s.dashboardPackage)
+	r.GET("/repofile", func(c *gin.Context) { s.repofile(c, c.Query("repo")) })
+
+	// The Go profiler, behind the token like the API.
+	r.GET("/debug/pprof/*name", gin.WrapF(pprofHandler))
+	r.POST("/debug/pprof/symbol", gin.WrapF(pprof.Symbol))
 
 	r.NoRoute(func(c *gin.Context) { apiError(c, http.StatusNotFound, "no such admin path") })
 	r.NoMethod(func(c *gin.Context) { apiError(c, http.StatusMethodNotAllowed, "method not allowed") })
@@ -69,6 +77,26 @@ func (s *Server) AdminServer(addr string) *http.Server {
 // openAdminPaths need no token.
 var openAdminPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
+// dashboardPaths are the pages a browser opens: they also take the token as
+// the password of HTTP Basic auth. They only read.
+var dashboardPaths = map[string]bool{"/": true, "/package": true, "/repofile": true}
+
+// pprofHandler serves net/http/pprof's pages under /debug/pprof/.
+func pprofHandler(w http.ResponseWriter, r *http.Request) {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		pprof.Index(w, r) // the index and the named profiles (heap, goroutine, ...)
+	}
+}
+
 // adminAuth checks the admin token on every path but the open ones. It runs
 // before routing (also for unknown paths and methods), so an unauthorized
 // client learns nothing about which paths exist.
@@ -78,7 +106,7 @@ func (s *Server) adminAuth(c *gin.Context) {
 		c.Next()
 		return
 	}
-	dashboard := p == "/"
+	dashboard := dashboardPaths[p] && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead)
 	if s.cfg.Admin.Token == "" {
 		c.Abort()
 		apiError(c, http.StatusForbidden, "the admin API is disabled: no admin token is configured (admin.token or "+config.EnvAdminToken+")")

@@ -13,7 +13,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/config"
 	"github.com/dnfproxy/dnfproxy/internal/repo"
+	"github.com/dnfproxy/dnfproxy/internal/repofile"
 	"github.com/dnfproxy/dnfproxy/internal/upstream"
 	"github.com/dnfproxy/dnfproxy/internal/warm"
 )
@@ -410,4 +412,48 @@ func (s *Server) apiJobs(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"jobs": out})
+}
+
+func (s *Server) apiRepofile(c *gin.Context) { s.repofile(c, c.Param("name")) }
+
+// repofile answers with the dnf .repo stanza of a repo root (text/plain):
+// ?path=SUBPATH is required; view, name, proxy (the client listener's URL as
+// clients reach it; default: the proxy's own), gpgkey (repeatable) and
+// gpgcheck=0 are optional, as for `dnfproxy repofile`. The root must be one
+// the proxy has metadata for, so a typo is an error here, not on the client.
+func (s *Server) repofile(c *gin.Context, name string) {
+	re, ok := s.repos[name]
+	if !ok {
+		apiError(c, http.StatusNotFound, fmt.Sprintf("no repo %q", name))
+		return
+	}
+	q := c.Request.URL.Query()
+	root, err := rootParam(name, q.Get("path"))
+	if err != nil {
+		apiFail(c, err)
+		return
+	}
+	if _, ok := re.gens.RootStatus(root); !ok {
+		apiError(c, http.StatusNotFound, fmt.Sprintf("repo %q has no metadata of root %q yet: fetch it once through the proxy (dnfproxy warm --packages none)", name, root))
+		return
+	}
+	opt := repofile.Options{
+		Proxy: q.Get("proxy"), Repo: name, Path: root, View: q.Get("view"), Name: q.Get("name"),
+		GPGKeys: q["gpgkey"], GPGCheck: q.Get("gpgcheck") != "0",
+	}
+	if opt.Proxy == "" {
+		opt.Proxy = s.clientURL()
+	}
+	st, err := opt.Stanza()
+	if err != nil {
+		apiError(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	if opt.View == "" {
+		// The proxy knows its own view: it rewrites when compat is on.
+		st.Rewriting, st.Known = re.cfg.Compat.Mode == config.ModeAnnotate || re.cfg.Compat.Mode == config.ModeFilter, true
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("Content-Disposition", `inline; filename="`+st.ID+`.repo"`)
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(st.String()))
 }

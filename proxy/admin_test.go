@@ -321,9 +321,9 @@ func TestAdminReposCacheAndMetrics(t *testing.T) {
 		series string
 		min    float64
 	}{
-		{`dnfproxy_requests_total{repo="test",result="hit"}`, 1},
-		{`dnfproxy_requests_total{repo="test",result="miss"}`, 1},
-		{`dnfproxy_requests_total{repo="test",result="error"}`, 1},
+		{`dnfproxy_requests_total{code="200",repo="test",result="hit"}`, 1},
+		{`dnfproxy_requests_total{code="200",repo="test",result="miss"}`, 1},
+		{`dnfproxy_requests_total{code="502",repo="test",result="error"}`, 1}, // one base down, the other 404
 		{`dnfproxy_served_bytes_total{repo="test"}`, float64(fileSize(t, up.dir, pkgLib)) * 2},
 		{`dnfproxy_upstream_bytes_total{repo="test"}`, float64(fileSize(t, up.dir, pkgLib))},
 		{`dnfproxy_fill_duration_seconds_count{repo="test"}`, 2},

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net/http"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -23,6 +25,7 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	requests      *prometheus.CounterVec
+	reqDuration   *prometheus.HistogramVec
 	servedBytes   *prometheus.CounterVec
 	upstreamBytes *prometheus.CounterVec
 	fillDuration  *prometheus.HistogramVec
@@ -31,6 +34,11 @@ type metrics struct {
 	upstreamErrs  *prometheus.CounterVec
 	viewBuilds    *prometheus.CounterVec
 	viewFailures  *prometheus.CounterVec
+
+	// served counts the body bytes sent to clients over all repos, for
+	// the dashboard's traffic samples.
+	served  atomic.Int64
+	traffic *traffic
 }
 
 func newMetrics(s *Server) *metrics {
@@ -38,7 +46,12 @@ func newMetrics(s *Server) *metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dnfproxy_requests_total",
-			Help: "Client requests by repo and result (hit, miss, stale, pass, error).",
+			Help: "Client requests by repo, result (hit, miss, stale, pass, error) and HTTP status code.",
+		}, []string{"repo", "result", "code"}),
+		reqDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dnfproxy_request_duration_seconds",
+			Help:    "Duration of client requests, from the first byte read to the last byte written, by repo and result.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 		}, []string{"repo", "result"}),
 		servedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dnfproxy_served_bytes_total",
@@ -74,12 +87,30 @@ func newMetrics(s *Server) *metrics {
 			Help: "Upstream failures (connection errors, timeouts, 5xx) by repo and mirror base URL.",
 		}, []string{"repo", "mirror"}),
 	}
-	m.reg.MustRegister(m.requests, m.servedBytes, m.upstreamBytes, m.fillDuration,
+	m.reg.MustRegister(m.requests, m.reqDuration, m.servedBytes, m.upstreamBytes, m.fillDuration,
 		m.evictions, m.evictedBytes, m.upstreamErrs, m.viewBuilds, m.viewFailures,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&scrapeCollector{s: s})
+	m.traffic = newTraffic(func() trafficCounts {
+		return trafficCounts{
+			Hits: s.stats.hits.Load(), Misses: s.stats.misses.Load(),
+			Served: m.served.Load(), Upstream: s.stats.upstreamBytes.Load(),
+		}
+	}, time.Now())
+	if s.baseCtx != nil {
+		go m.traffic.run(s.baseCtx)
+	}
 	return m
+}
+
+// trafficSamples returns the per-minute traffic of the last hours, oldest
+// first; nil for Servers built without New.
+func (m *metrics) trafficSamples(now time.Time) []trafficSample {
+	if m == nil {
+		return nil
+	}
+	return m.traffic.samples(now)
 }
 
 // handler serves the registry in the Prometheus text format.
@@ -87,10 +118,11 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// observeRequest counts a finished client request. It is called by the
-// access log, which knows the repo and the cache result; requests that
-// name no known repo are not counted.
-func (m *metrics) observeRequest(c *gin.Context, status int, aborted bool) {
+// observeRequest counts a finished client request that took d. It is
+// called by the access log, which knows the repo, the cache result and the
+// status it logged (499 for a client that hung up); requests that name no
+// known repo are not counted.
+func (m *metrics) observeRequest(c *gin.Context, status int, aborted bool, d time.Duration) {
 	if m == nil {
 		return
 	}
@@ -108,9 +140,11 @@ func (m *metrics) observeRequest(c *gin.Context, status int, aborted bool) {
 	if aborted || status >= 400 {
 		result = resultError
 	}
-	m.requests.WithLabelValues(repo, result).Inc()
+	m.requests.WithLabelValues(repo, result, strconv.Itoa(status)).Inc()
+	m.reqDuration.WithLabelValues(repo, result).Observe(d.Seconds())
 	if n := c.Writer.Size(); n > 0 {
 		m.servedBytes.WithLabelValues(repo).Add(float64(n))
+		m.served.Add(int64(n))
 	}
 }
 

@@ -113,7 +113,7 @@ func (s *Server) logRequest(c *gin.Context, start time.Time, aborted bool) {
 	case resultMiss:
 		s.stats.misses.Add(1)
 	}
-	s.metrics.observeRequest(c, status, aborted)
+	s.metrics.observeRequest(c, status, aborted, time.Since(start))
 }
 
 func statusOf(err error) int {
