@@ -118,3 +118,22 @@ func TestPrimaryReadTwicePerGenerationOncePerView(t *testing.T) {
 		t.Errorf("the annotate view opened primary.xml %d times, want 1 (its rewrite)", n)
 	}
 }
+
+// TestConfiguredDecodeLimitsReachTheScanners sets limits.max_xml_element
+// below the size of one fixture <package>: the generation is refused with
+// the configured limit in the error, so the key reaches the repo's scan.
+func TestConfiguredDecodeLimitsReachTheScanners(t *testing.T) {
+	dir := newRepoDir(t, "el9", testenv.InitialRPMs())
+	up := newFakeUpstream(t, dir)
+	p := startProxy(t, []config.Repo{testRepo("test", up.URL(), time.Hour)}, func(c *config.Config) {
+		c.Limits.MaxXMLElement = 300
+	})
+	st, body, _ := p.get(t, "/test/el9/repodata/repomd.xml")
+	if st == 200 {
+		t.Fatalf("repomd.xml served (%d) although every <package> exceeds max_xml_element", st)
+	}
+	_, err := p.srv.repos["test"].gens.Refresh(context.Background(), "el9/")
+	if err == nil || !strings.Contains(err.Error(), "over 300 bytes") {
+		t.Fatalf("refresh error %v (status %d %s), want the 300-byte element limit", err, st, body)
+	}
+}
