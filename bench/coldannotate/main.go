@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -52,11 +53,19 @@ func main() {
 	reps := flag.Int("reps", 3, "rounds")
 	key := flag.String("key", "proxy/testdata/signing-key.asc", "signing key (armored)")
 	child := flag.String("child", "", "internal: run the proxy side against this upstream URL")
+	cpuprofile := flag.String("cpuprofile", "", "with -child: write the proxy side's CPU profile here")
 	flag.Parse()
 	if *child != "" {
+		if *cpuprofile != "" {
+			f, err := os.Create(*cpuprofile)
+			check(err)
+			check(pprof.StartCPUProfile(f))
+			defer pprof.StopCPUProfile()
+		}
 		res, err := proxySide(*child, *key)
 		check(err)
 		check(json.NewEncoder(os.Stdout).Encode(res))
+		pprof.StopCPUProfile()
 		return
 	}
 	if *repoDir == "" {
