@@ -284,6 +284,12 @@ type RewriteResult struct {
 // in primary.xml (the file belongs to another generation). On any error,
 // what was written to out is garbage and must be discarded.
 func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer, outCodec Codec, limit int64) (RewriteResult, error) {
+	return p.RewriteWithin(Limits{}, kind, in, inCodec, out, outCodec, limit)
+}
+
+// RewriteWithin is Rewrite with the decoders and the document scanner
+// bounded by l (xz dictionary, zstd window, element size).
+func (p *Plan) RewriteWithin(l Limits, kind FileKind, in io.Reader, inCodec Codec, out io.Writer, outCodec Codec, limit int64) (RewriteResult, error) {
 	fw, err := NewFileWriter(out, outCodec)
 	if err != nil {
 		return RewriteResult{}, err
@@ -295,17 +301,17 @@ func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer
 			seekable = false
 		}
 	}
-	res, err := p.rewrite(kind, in, inCodec, fw, limit, -1, seekable)
+	res, err := p.rewrite(l, kind, in, inCodec, fw, limit, -1, seekable)
 	if err == errNeedCount {
 		var n int
 		if _, err = rs.Seek(start, io.SeekStart); err == nil {
-			n, err = p.countKept(kind, rs, inCodec, limit)
+			n, err = p.countKept(l, kind, rs, inCodec, limit)
 		}
 		if err == nil {
 			_, err = rs.Seek(start, io.SeekStart)
 		}
 		if err == nil {
-			res, err = p.rewrite(kind, rs, inCodec, fw, limit, n, false)
+			res, err = p.rewrite(l, kind, rs, inCodec, fw, limit, n, false)
 		}
 	}
 	if err != nil {
@@ -322,14 +328,14 @@ func (p *Plan) Rewrite(kind FileKind, in io.Reader, inCodec Codec, out io.Writer
 var errNeedCount = errors.New("the count of kept packages is needed first")
 
 // countKept returns how many packages a rewrite of the file keeps.
-func (p *Plan) countKept(kind FileKind, in io.Reader, inCodec Codec, limit int64) (int, error) {
-	rc, err := Decompress(in, inCodec, limit)
+func (p *Plan) countKept(l Limits, kind FileKind, in io.Reader, inCodec Codec, limit int64) (int, error) {
+	rc, err := l.Decompress(in, inCodec, limit)
 	if err != nil {
 		return 0, err
 	}
 	defer rc.Close()
 	n := 0
-	err = scanDocument(kind, rc, nil, func(it *docItem) error {
+	err = scanDocumentMax(kind, rc, nil, l.element(), func(it *docItem) error {
 		if it.kind != itemPackage {
 			return nil
 		}
@@ -346,9 +352,9 @@ func (p *Plan) countKept(kind FileKind, in io.Reader, inCodec Codec, limit int64
 // the root when a first pass counted it (-1: not known); with restart, a
 // root count that needs counting ends the pass with errNeedCount before
 // anything is written.
-func (p *Plan) rewrite(kind FileKind, in io.Reader, inCodec Codec, fw io.Writer, limit int64, known int, restart bool) (RewriteResult, error) {
+func (p *Plan) rewrite(l Limits, kind FileKind, in io.Reader, inCodec Codec, fw io.Writer, limit int64, known int, restart bool) (RewriteResult, error) {
 	var res RewriteResult
-	rc, err := Decompress(in, inCodec, limit)
+	rc, err := l.Decompress(in, inCodec, limit)
 	if err != nil {
 		return res, err
 	}
@@ -371,7 +377,7 @@ func (p *Plan) rewrite(kind FileKind, in io.Reader, inCodec Codec, fw io.Writer,
 		i, ok := p.byPkgID[pkgid]
 		return ok && p.decided[i].Decision.Action == ActionAnnotate
 	}
-	err = scanDocument(kind, rc, spotsFor, func(it *docItem) error {
+	err = scanDocumentMax(kind, rc, spotsFor, l.element(), func(it *docItem) error {
 		drop := afterDrop
 		afterDrop = false
 		switch it.kind {

@@ -124,7 +124,7 @@ func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error
 		gens, err := repo.New(ctx, repo.Options{
 			Name: name, TTL: time.Duration(rc.MetadataTTL), MinRate: int64(rc.MinRate),
 			Up: up, Filler: s.filler, Store: store, Log: log,
-			Limits:   repo.Limits{Repomd: s.limits.repomd, Metadata: s.limits.metadata, Decompressed: s.limits.decompressed},
+			Limits:   repo.Limits{Repomd: s.limits.repomd, Metadata: s.limits.metadata, Decompressed: s.limits.decompressed, Decode: decodeLimits(cfg)},
 			OnSwitch: func(root string, _ *repo.Generation) { s.views.Switched(name, root) },
 		})
 		if err != nil {
@@ -136,6 +136,7 @@ func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error
 	s.views, err = view.New(ctx, view.Options{
 		Store: store, Log: log, Repos: entries,
 		KeyFile: cfg.Signing.KeyFile, StorageDir: cfg.Storage.Dir, Decompressed: s.limits.decompressed,
+		Limits:      decodeLimits(cfg),
 		BuildFailed: s.metrics.viewBuildFailed,
 		Built:       s.metrics.viewBuilt,
 	}, rules)
@@ -244,3 +245,12 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 func (d *deadlineWriter) Flush() { _ = d.rc.Flush() }
 
 func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
+
+// decodeLimits is the configured memory bound of every metadata decoder.
+func decodeLimits(cfg config.Config) metadata.Limits {
+	return metadata.Limits{
+		MaxXzDict:     int64(cfg.Limits.MaxXZDictionary),
+		MaxZstdWindow: int64(cfg.Limits.MaxZstdWindow),
+		MaxElement:    int64(cfg.Limits.MaxXMLElement),
+	}
+}

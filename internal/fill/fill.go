@@ -343,7 +343,18 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b
 // CopyTo writes the fill's bytes to w as they arrive, calling flush after
 // each write. It returns the bytes written and the fill's error, or the
 // writer's error wrapped in ErrClientGone.
+//
+// When w is an io.ReaderFrom (an http.ResponseWriter over a TCP
+// connection is), it is handed the spool itself, a section at a time, as
+// an *os.File under an io.LimitedReader, so that the kernel copies the
+// bytes (sendfile); each section is what is written and not held back.
 func (f *Fill) CopyTo(ctx context.Context, w io.Writer, flush func()) (int64, error) {
+	if rf, ok := w.(io.ReaderFrom); ok {
+		if file := f.reopenSpool(); file != nil {
+			defer file.Close()
+			return f.sendTo(ctx, rf, file, flush)
+		}
+	}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -364,6 +375,92 @@ func (f *Fill) CopyTo(ctx context.Context, w io.Writer, flush func()) (int64, er
 		}
 		if err != nil {
 			return off, err
+		}
+	}
+}
+
+// reopenSpool opens the spool again, with its own offset (sendfile reads
+// from the file's offset, which followers must not share), or returns nil
+// where that cannot be done.
+func (f *Fill) reopenSpool() *os.File {
+	f.mu.Lock()
+	sp := f.spool
+	f.mu.Unlock()
+	if sp == nil {
+		return nil
+	}
+	rc, err := sp.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var file *os.File
+	_ = rc.Control(func(fd uintptr) {
+		file, _ = os.Open(fmt.Sprintf("/proc/self/fd/%d", fd))
+	})
+	return file
+}
+
+// sendSection bounds one ReadFrom call of sendTo.
+const sendSection = 1 << 20
+
+// sendTo is CopyTo through rf from file, the reopened spool.
+func (f *Fill) sendTo(ctx context.Context, rf io.ReaderFrom, file *os.File, flush func()) (int64, error) {
+	var off int64
+	for {
+		avail, err := f.available(ctx, off)
+		if err == io.EOF {
+			return off, nil
+		}
+		if err != nil {
+			return off, err
+		}
+		if _, err := file.Seek(off, io.SeekStart); err != nil {
+			return off, err
+		}
+		// At most sendSection at a time: a writer that sets a deadline per
+		// call (the client listener's) bounds each section, not the whole.
+		want := min(avail-off, sendSection)
+		n, werr := rf.ReadFrom(&io.LimitedReader{R: file, N: want})
+		off += n
+		if werr != nil {
+			return off, fmt.Errorf("%w: %v", ErrClientGone, werr)
+		}
+		if n < want {
+			return off, fmt.Errorf("spool of %s: short read at %d", f.req.Key, off)
+		}
+		if flush != nil {
+			flush()
+		}
+	}
+}
+
+// available waits until bytes past off may be read and returns where they
+// end (the last byte is held back until verification), io.EOF at the
+// verified end, or the fill's error.
+func (f *Fill) available(ctx context.Context, off int64) (int64, error) {
+	for {
+		f.mu.Lock()
+		avail := f.written
+		if !f.finished {
+			avail--
+		}
+		switch {
+		case f.finished && f.err != nil:
+			f.mu.Unlock()
+			return 0, f.err
+		case off < avail:
+			f.mu.Unlock()
+			return avail, nil
+		case f.finished:
+			f.mu.Unlock()
+			return 0, io.EOF
+		}
+		ch := f.notify
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
 		}
 	}
 }

@@ -134,7 +134,7 @@ func (r *Repo) readIndex(ctx context.Context, root string, g *Generation) (map[s
 	}
 	defer zr.Close()
 	pkgs := map[string]PkgRef{}
-	err = metadata.ScanPrimary(zr, func(p metadata.Package) error {
+	err = r.opt.Limits.Decode.ScanPrimary(zr, func(p metadata.Package) error {
 		pkgs[p.Href] = PkgRef{Sum: p.Checksum, Size: p.Size}
 		return nil
 	})

@@ -49,6 +49,9 @@ type Upstream interface {
 // Limits bound what a refresh accepts.
 type Limits struct {
 	Repomd, Metadata, Decompressed int64
+	// Decode bounds the memory of every decoder run on the metadata: xz
+	// dictionary, zstd window, one XML element (zero fields: defaults).
+	Decode metadata.Limits
 }
 
 // Options configure a Repo.
@@ -547,14 +550,15 @@ func (r *Repo) OpenRecord(ctx context.Context, root string, rec metadata.Record)
 	return obj, err
 }
 
-// OpenContent opens a record's file decompressed, within the size limit.
+// OpenContent opens a record's file decompressed, within the size limit
+// and the decoder limits (Limits.Decode).
 // Closing the result closes the stored object too.
 func (r *Repo) OpenContent(ctx context.Context, root string, g *Generation, typ string) (io.ReadCloser, metadata.Record, error) {
 	obj, rec, err := r.Open(ctx, root, g, typ)
 	if err != nil {
 		return nil, rec, err
 	}
-	zr, err := metadata.Decompress(obj, metadata.CodecOf(rec.Href), r.opt.Limits.Decompressed)
+	zr, err := r.opt.Limits.Decode.Decompress(obj, metadata.CodecOf(rec.Href), r.opt.Limits.Decompressed)
 	if err != nil {
 		obj.Close()
 		return nil, rec, err

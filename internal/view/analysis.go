@@ -25,6 +25,7 @@ type analysis struct {
 
 	mu       sync.Mutex
 	affected map[string][]AffectedPackage // by view
+	deps     *depSummary                  // for affectedBy; nil without filter classes
 }
 
 // analyzedPkg is a package with findings; the others are only counted, so
@@ -73,7 +74,7 @@ func (v *Views) analyse(ctx context.Context, e Entry, root string, g *repo.Gener
 	if in.refGen != nil {
 		refRepo := v.opt.Repos[e.Compat.Reference].Repo
 		var refPkgs []metadata.ABIPackage
-		err := scanDeps(ctx, refRepo, root, in.refGen, func(p metadata.PackageDeps) error {
+		err := scanDeps(ctx, v.opt.Limits, refRepo, root, in.refGen, func(p *metadata.PackageDeps) error {
 			refPkgs = append(refPkgs, metadata.ABIPackage{PackageID: p.ID(), Provides: p.ABIProvides})
 			return nil
 		})
@@ -83,14 +84,23 @@ func (v *Views) analyse(ctx context.Context, e Entry, root string, g *repo.Gener
 		ref = metadata.NewReference(refPkgs)
 	}
 	an := &analysis{input: in.anKey, base: in.base}
+	if len(e.Compat.Filter) > 0 {
+		// The affected dependents come from this same pass.
+		an.deps = newDepSummary()
+	}
 	index := map[string]repo.PkgRef{} // the generation's package index, same pass
-	err := scanDeps(ctx, e.Repo, root, g, func(p metadata.PackageDeps) error {
+	err := scanDeps(ctx, v.opt.Limits, e.Repo, root, g, func(p *metadata.PackageDeps) error {
 		index[p.Href] = repo.PkgRef{Sum: p.Checksum, Size: p.Size}
 		id := p.ID()
 		an.total++
 		findings := append(in.rules.Match(id), metadata.Compare(metadata.ABIPackage{PackageID: id, Provides: p.ABIProvides}, ref)...)
+		at := int32(-1)
 		if len(findings) > 0 {
+			at = int32(len(an.pkgs))
 			an.pkgs = append(an.pkgs, analyzedPkg{id: id, pkgid: p.Checksum.Value, findings: findings})
+		}
+		if an.deps != nil {
+			an.deps.add(p, at)
 		}
 		return nil
 	})
@@ -98,22 +108,22 @@ func (v *Views) analyse(ctx context.Context, e Entry, root string, g *repo.Gener
 		return nil, err
 	}
 	g.SetIndex(index)
-	if an.modular, err = readModules(ctx, e.Repo, root, g); err != nil {
+	if an.modular, err = readModules(ctx, v.opt.Limits, e.Repo, root, g); err != nil {
 		return nil, err
 	}
 	return an, nil
 }
 
-func scanDeps(ctx context.Context, r *repo.Repo, root string, g *repo.Generation, fn func(metadata.PackageDeps) error) error {
+func scanDeps(ctx context.Context, l metadata.Limits, r *repo.Repo, root string, g *repo.Generation, fn func(*metadata.PackageDeps) error) error {
 	zr, _, err := r.OpenContent(ctx, root, g, "primary")
 	if err != nil {
 		return fmt.Errorf("primary.xml: %w", err)
 	}
 	defer zr.Close()
-	return metadata.ScanPrimaryDeps(zr, fn)
+	return l.ScanPrimaryAll(zr, fn)
 }
 
-func readModules(ctx context.Context, r *repo.Repo, root string, g *repo.Generation) (map[string]bool, error) {
+func readModules(ctx context.Context, l metadata.Limits, r *repo.Repo, root string, g *repo.Generation) (map[string]bool, error) {
 	zr, _, err := r.OpenContent(ctx, root, g, "modules")
 	if errors.Is(err, cache.ErrNotFound) {
 		return nil, nil
@@ -122,7 +132,7 @@ func readModules(ctx context.Context, r *repo.Repo, root string, g *repo.Generat
 		return nil, err
 	}
 	defer zr.Close()
-	return metadata.ModularPackages(zr)
+	return l.ModularPackages(zr)
 }
 
 // decisions applies a view's compat classes to the analysis. Modular
@@ -167,79 +177,13 @@ type AffectedPackage struct {
 }
 
 // affectedBy lists the kept packages whose requirements only filtered
-// packages satisfied. It streams primary.xml twice instead of holding every
-// package's dependencies: first for the names the filtered packages
-// provide, then for who else provides them and who requires them.
-func affectedBy(ctx context.Context, r *repo.Repo, root string, g *repo.Generation, dec map[string]metadata.Decision) ([]AffectedPackage, error) {
-	filtered := map[string]bool{} // pkgid
-	for pkgid, d := range dec {
-		if d.Action == metadata.ActionFilter {
-			filtered[pkgid] = true
-		}
-	}
-	if len(filtered) == 0 {
-		return nil, nil
-	}
-	byFiltered := map[string][]string{} // name → filtered NEVRAs providing it
-	err := scanDeps(ctx, r, root, g, func(p metadata.PackageDeps) error {
-		if filtered[p.Checksum.Value] {
-			for _, name := range append(p.Provides, p.Files...) {
-				byFiltered[name] = append(byFiltered[name], p.NEVRA())
-			}
-		}
+// packages satisfied, from what the analysis's scan kept (no further read
+// of primary.xml).
+func affectedBy(an *analysis, dec map[string]metadata.Decision) []AffectedPackage {
+	if an.deps == nil {
 		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	keptProvides := map[string]bool{}
-	type need struct {
-		nevra string
-		reqs  []string
-	}
-	var needs []need
-	err = scanDeps(ctx, r, root, g, func(p metadata.PackageDeps) error {
-		if filtered[p.Checksum.Value] {
-			return nil
-		}
-		for _, name := range append(p.Provides, p.Files...) {
-			if _, ok := byFiltered[name]; ok {
-				keptProvides[name] = true
-			}
-		}
-		n := need{nevra: p.NEVRA()}
-		for _, req := range p.Requires {
-			if _, ok := byFiltered[req]; ok && !slices.Contains(n.reqs, req) {
-				n.reqs = append(n.reqs, req)
-			}
-		}
-		if len(n.reqs) > 0 {
-			needs = append(needs, n)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	var out []AffectedPackage
-	for _, n := range needs {
-		a := AffectedPackage{NEVRA: n.nevra}
-		for _, req := range n.reqs {
-			if keptProvides[req] {
-				continue
-			}
-			a.Requires = append(a.Requires, req)
-			for _, f := range byFiltered[req] {
-				if !slices.Contains(a.Filtered, f) {
-					a.Filtered = append(a.Filtered, f)
-				}
-			}
-		}
-		if len(a.Requires) > 0 {
-			out = append(out, a)
-		}
-	}
-	return out, nil
+	return an.deps.affected(func(i int32) bool { return dec[an.pkgs[i].pkgid].Action == metadata.ActionFilter })
 }
 
 // DivergentPackage is one package of a divergence report.
@@ -299,10 +243,7 @@ func viewReport(ctx context.Context, e Entry, root string, g *repo.Generation, a
 	if aff, ok := an.affected[view]; ok {
 		return pkgs, aff, nil
 	}
-	aff, err := affectedBy(ctx, e.Repo, root, g, an.decisions(e.Compat, view))
-	if err != nil {
-		return nil, nil, err
-	}
+	aff := affectedBy(an, an.decisions(e.Compat, view))
 	if an.affected == nil {
 		an.affected = map[string][]AffectedPackage{}
 	}

@@ -78,7 +78,7 @@ func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Genera
 			return nil, fmt.Errorf("%s: %w", kind, err)
 		}
 		err = write(string(kind), rec.Href, func(w io.Writer) (metadata.FileInfo, error) {
-			res, err := plan.Rewrite(kind, src, metadata.CodecOf(rec.Href), w, outputCodec(rec.Href), v.opt.Decompressed)
+			res, err := plan.RewriteWithin(v.opt.Limits, kind, src, metadata.CodecOf(rec.Href), w, outputCodec(rec.Href), v.opt.Decompressed)
 			return res.FileInfo, err
 		})
 		src.Close()

@@ -66,6 +66,9 @@ type Options struct {
 	KeyFile      string // signing.key_file
 	StorageDir   string // where a generated key lives
 	Decompressed int64  // decompressed-size limit
+	// Limits bound the decoders' memory (xz dictionary, zstd window, XML
+	// element); zero fields are the defaults.
+	Limits metadata.Limits
 	// BuildFailed is told about each failed build (metrics). May be nil.
 	BuildFailed func(repo, view string)
 	// Built is told about each finished build (metrics). May be nil.

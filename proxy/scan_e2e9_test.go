@@ -1,0 +1,139 @@
+package proxy
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/config"
+	"github.com/dnfproxy/dnfproxy/internal/keys"
+	"github.com/dnfproxy/dnfproxy/internal/testenv"
+)
+
+// countingStore counts the opens of each key.
+type countingStore struct {
+	cache.Store
+	mu   sync.Mutex
+	gets map[string]int
+}
+
+func (s *countingStore) Get(ctx context.Context, key string) (cache.Object, error) {
+	s.mu.Lock()
+	s.gets[key]++
+	s.mu.Unlock()
+	return s.Store.Get(ctx, key)
+}
+
+// opens returns how often keys matching match were opened.
+func (s *countingStore) opens(match func(string) bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, c := range s.gets {
+		if match(k) {
+			n += c
+		}
+	}
+	return n
+}
+
+// startCountingProxy is startProxy over a store that counts opens.
+func startCountingProxy(t *testing.T, repos []config.Repo, edit func(*config.Config)) (*testProxy, *countingStore) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Storage.Dir = t.TempDir()
+	cfg.Repos = repos
+	if edit != nil {
+		edit(&cfg)
+	}
+	bs, err := cache.OpenBadger(filepath.Join(cfg.Storage.Dir, "cache"), cache.DefaultBadgerOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingStore{Store: bs, gets: map[string]int{}}
+	p := &testProxy{store: cs, cfg: cfg}
+	if p.srv, err = New(cfg, cs, testLogger(t)); err != nil {
+		bs.Close()
+		t.Fatal(err)
+	}
+	p.http = httptest.NewUnstartedServer(nil)
+	p.http.Config = p.srv.HTTPServer("")
+	p.http.Start()
+	t.Cleanup(p.Close)
+	return p, cs
+}
+
+// TestPrimaryReadTwicePerGenerationOncePerView counts how often a filter
+// repo's primary.xml is opened from the store for one generation: the
+// package index at the switch, the analysis (which also yields the affected
+// dependents of the filter view), and the view's rewrite. Before the
+// analysis kept what the affected dependents need, the report read it twice
+// more.
+func TestPrimaryReadTwicePerGenerationOncePerView(t *testing.T) {
+	dir := newRepoDir(t, "el9", append(testenv.InitialRPMs(), testenv.RPMLibAlma))
+	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rulesFile, []byte("rules:\n  - name: all-lib\n    match: {name: dnfpt-lib}\n    reason: \"every build diverges\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := newFakeUpstream(t, dir)
+	r := testRepo("test", up.URL(), time.Hour)
+	r.Compat.Mode = config.ModeFilter
+	p, cs := startCountingProxy(t, []config.Repo{r}, func(c *config.Config) {
+		c.RuleFiles = []string{rulesFile}
+		c.Signing.KeyFile = "testdata/signing-key.asc"
+	})
+	primary := func(k string) bool {
+		return strings.HasPrefix(k, keys.MD+"test/el9/repodata/") && strings.Contains(k, "-primary.xml")
+	}
+	// The filter view: repomd.xml and the rewritten primary.
+	_, files := viewFiles(t, p, "/test/el9/")
+	if len(files["primary"]) == 0 {
+		t.Fatal("no rewritten primary")
+	}
+	rep, err := p.srv.views.Report(context.Background(), "test", "el9/", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Affected) != 1 || rep.Affected[0].NEVRA != "dnfpt-app-1.0-1.el9.noarch" {
+		t.Fatalf("affected dependents: %+v", rep.Affected)
+	}
+	p.settle(t)
+	// index + analysis (with the affected dependents) + the filter view's rewrite
+	if n := cs.opens(primary); n != 3 {
+		t.Errorf("primary.xml opened %d times for one generation and one view, want 3 (index, analysis, rewrite)", n)
+	}
+	// A second view of the same generation reuses the analysis: one more read.
+	before := cs.opens(primary)
+	_, files = viewFiles(t, p, "/test@annotate/el9/")
+	if len(files["primary"]) == 0 {
+		t.Fatal("no annotate primary")
+	}
+	if n := cs.opens(primary) - before; n != 1 {
+		t.Errorf("the annotate view opened primary.xml %d times, want 1 (its rewrite)", n)
+	}
+}
+
+// TestConfiguredDecodeLimitsReachTheScanners sets limits.max_xml_element
+// below the size of one fixture <package>: the generation is refused with
+// the configured limit in the error, so the key reaches the repo's scan.
+func TestConfiguredDecodeLimitsReachTheScanners(t *testing.T) {
+	dir := newRepoDir(t, "el9", testenv.InitialRPMs())
+	up := newFakeUpstream(t, dir)
+	p := startProxy(t, []config.Repo{testRepo("test", up.URL(), time.Hour)}, func(c *config.Config) {
+		c.Limits.MaxXMLElement = 300
+	})
+	st, body, _ := p.get(t, "/test/el9/repodata/repomd.xml")
+	if st == 200 {
+		t.Fatalf("repomd.xml served (%d) although every <package> exceeds max_xml_element", st)
+	}
+	_, err := p.srv.repos["test"].gens.Refresh(context.Background(), "el9/")
+	if err == nil || !strings.Contains(err.Error(), "over 300 bytes") {
+		t.Fatalf("refresh error %v (status %d %s), want the 300-byte element limit", err, st, body)
+	}
+}
