@@ -13,7 +13,12 @@ type Package struct {
 	Epoch    string
 	Version  string
 	Release  string
-	Href     string // location, relative to the repo root
+	Href     string // location: relative to the repo root, or to LocationBase when that is set
+	// LocationBase is the xml:base of the location as upstream wrote it
+	// (createrepo_c --baseurl): clients fetch the package from
+	// LocationBase + Href. ResolveLocation tells whether that is inside
+	// the repo.
+	LocationBase string
 	Checksum Checksum
 	Size     int64 // of the .rpm file
 }
@@ -45,9 +50,7 @@ func (x *xmlPackage) toPackage() (Package, error) {
 	if p.Name == "" || p.Arch == "" || p.Version == "" {
 		return p, fmt.Errorf("%w: missing name, arch or version", ErrMalformed)
 	}
-	if x.Location.Base != "" {
-		return p, fmt.Errorf("%w: xml:base package locations are not supported", ErrMalformed)
-	}
+	p.LocationBase = x.Location.Base
 	var err error
 	if p.Href, err = CleanHref(x.Location.Href); err != nil {
 		return p, fmt.Errorf("%w: location: %v", ErrMalformed, err)
