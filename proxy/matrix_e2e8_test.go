@@ -95,6 +95,13 @@ func TestE2E8_Matrix(t *testing.T) {
 					cells = append(cells, "=")
 					continue
 				}
+				// A root whose repomd.xml lists a file that is not what
+				// it says (repo_01's wrong size) is refused whole by the
+				// proxy (README); every client fails on it directly too.
+				if r.Broken != "" && got == "fail" {
+					cells = append(cells, "fail*")
+					continue
+				}
 				diffs++
 				cells = append(cells, "DIFF")
 				t.Errorf("%s, %s, %s: %s; directly %s", r.Name, client, access, got, direct)
@@ -106,7 +113,7 @@ func TestE2E8_Matrix(t *testing.T) {
 			table.WriteString("\n")
 		}
 	}
-	t.Logf("corpus matrix, %d repos, %d differences from direct access:\n%s", len(repos), diffs, table.String())
+	t.Logf("corpus matrix, %d repos, %d differences from direct access (fail*: a broken repo, refused whole):\n%s", len(repos), diffs, table.String())
 }
 
 // e8Short is a table cell for an outcome.
