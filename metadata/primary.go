@@ -8,19 +8,19 @@ import (
 
 // Package is what the proxy needs to know of one <package> of primary.xml.
 type Package struct {
-	Name     string
-	Arch     string
-	Epoch    string
-	Version  string
-	Release  string
-	Href     string // location: relative to the repo root, or to LocationBase when that is set
+	Name    string
+	Arch    string
+	Epoch   string
+	Version string
+	Release string
+	Href    string // location: relative to the repo root, or to LocationBase when that is set
 	// LocationBase is the xml:base of the location as upstream wrote it
 	// (createrepo_c --baseurl): clients fetch the package from
 	// LocationBase + Href. ResolveLocation tells whether that is inside
 	// the repo.
 	LocationBase string
-	Checksum Checksum
-	Size     int64 // of the .rpm file
+	Checksum     Checksum
+	Size         int64 // of the .rpm file
 }
 
 // NEVRA renders name-[epoch:]version-release.arch as dnf prints it.

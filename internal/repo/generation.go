@@ -165,7 +165,9 @@ func (r *Repo) rootBases(root string, g *Generation) []string {
 	if g.Mirror != "" { // a configured base or a list mirror's repo URL
 		out = append(out, g.Mirror, strings.TrimSuffix(g.Mirror, "/")+"/"+root)
 	}
-	st, ok := r.opt.Up.(interface{ Status() []upstream.MirrorStatus })
+	st, ok := r.opt.Up.(interface {
+		Status() []upstream.MirrorStatus
+	})
 	if !ok {
 		return out
 	}
