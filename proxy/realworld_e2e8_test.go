@@ -160,6 +160,37 @@ func TestE2E8_XMLBase(t *testing.T) {
 		t.Errorf("package at its resolved path: %d %v", st, err)
 	}
 
+	// The package index of a root in pass-through mode (no analysis)
+	// resolves the xml:base: inside the repo, the package is verified and
+	// cached (upstream asked once for two client requests); outside, it
+	// is not indexed, so a client asking the proxy anyway gets upstream's
+	// answer passed through, uncached.
+	for _, tc := range []struct {
+		name, base string
+		hits       int
+	}{{"inside", up.URL() + "r/", 1}, {"outside", "http://baseurl.invalid/zoo/", 2}} {
+		t.Run("index "+tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			up := e8Serve(t, dir)
+			testenv.MakeRepo(t, dir, testenv.InitialRPMs(), "--baseurl", tc.base)
+			if tc.name == "inside" {
+				testenv.CreateRepo(t, dir, "--baseurl", up.URL()+"r/")
+			}
+			p := startBB(t, []config.Repo{bbRepo("off", up.URL(), config.ModeOff)}, nil)
+			if st, _, _, _ := p.get(t, "/off/r/repodata/repomd.xml"); st != http.StatusOK {
+				t.Fatalf("repomd.xml: %d", st)
+			}
+			for range 2 {
+				if st, _, _, err := p.get(t, "/off/r/Packages/"+testenv.RPMTool); err != nil || st != http.StatusOK {
+					t.Fatalf("package: %d %v", st, err)
+				}
+			}
+			if n := up.Hits("/r/Packages/" + testenv.RPMTool); n != tc.hits {
+				t.Errorf("upstream asked %d times for the package, want %d", n, tc.hits)
+			}
+		})
+	}
+
 	t.Run("outside", func(t *testing.T) {
 		dir := t.TempDir()
 		up := e8Serve(t, dir)

@@ -162,8 +162,10 @@ func (r *Repo) readIndex(ctx context.Context, root string, g *Generation) (map[s
 // inside the repo.
 func (r *Repo) rootBases(root string, g *Generation) []string {
 	out := []string{}
-	if g.Mirror != "" { // a configured base or a list mirror's repo URL
-		out = append(out, g.Mirror, strings.TrimSuffix(g.Mirror, "/")+"/"+root)
+	// g.Mirror is a configured base (the root goes below it) or a list
+	// mirror's repo URL (the root itself); Status tells which.
+	if g.Mirror != "" {
+		out = append(out, strings.TrimSuffix(g.Mirror, "/")+"/"+root)
 	}
 	st, ok := r.opt.Up.(interface {
 		Status() []upstream.MirrorStatus
@@ -171,15 +173,16 @@ func (r *Repo) rootBases(root string, g *Generation) []string {
 	if !ok {
 		return out
 	}
+	var lists []string
 	for _, m := range st.Status() {
 		switch {
 		case m.Source == "url":
 			out = append(out, strings.TrimSuffix(m.Base, "/")+"/"+root)
 		case m.Root == root:
-			out = append(out, m.Base)
+			lists = append(lists, m.Base)
 		}
 	}
-	return out
+	return append(out, lists...)
 }
 
 // LookupPackage finds the primary entry of a package path: it tries each
