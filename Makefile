@@ -18,7 +18,7 @@ VERSION ?= 0.1.0
 RPMDIR  ?= $(CURDIR)/rpmbuild
 IMAGE   ?= localhost/dnfproxy:$(VERSION)
 
-.PHONY: build deps test bench fuzz rpms rpm image static
+.PHONY: build deps test bench fuzz rpms rpm image static matrix
 
 build:
 	$(GO) build -o dnfproxy ./cmd/dnfproxy
@@ -48,6 +48,10 @@ deps:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout 15m ./...
+
+# The corpus matrix over every repo of ../shared/corpora (the short one runs in `make test`).
+matrix: deps
+	DNFPROXY_MATRIX=full $(GO) test -timeout 60m -run 'TestE2E8_Matrix$$' -v ./proxy/ 2>&1 | grep -vE '^\s*\{|^=== |dnf.go:|zypper.go:'
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -54,9 +54,7 @@ func (x *refPackage) toPackage() (metadata.Package, error) {
 	if p.Name == "" || p.Arch == "" || p.Version == "" {
 		return p, fmt.Errorf("%w: missing name, arch or version", metadata.ErrMalformed)
 	}
-	if x.Location.Base != "" {
-		return p, fmt.Errorf("%w: xml:base package locations are not supported", metadata.ErrMalformed)
-	}
+	p.LocationBase = x.Location.Base
 	var err error
 	if p.Href, err = metadata.CleanHref(x.Location.Href); err != nil {
 		return p, fmt.Errorf("%w: location: %v", metadata.ErrMalformed, err)

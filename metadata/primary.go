@@ -8,14 +8,19 @@ import (
 
 // Package is what the proxy needs to know of one <package> of primary.xml.
 type Package struct {
-	Name     string
-	Arch     string
-	Epoch    string
-	Version  string
-	Release  string
-	Href     string // location, relative to the repo root
-	Checksum Checksum
-	Size     int64 // of the .rpm file
+	Name    string
+	Arch    string
+	Epoch   string
+	Version string
+	Release string
+	Href    string // location: relative to the repo root, or to LocationBase when that is set
+	// LocationBase is the xml:base of the location as upstream wrote it
+	// (createrepo_c --baseurl): clients fetch the package from
+	// LocationBase + Href. ResolveLocation tells whether that is inside
+	// the repo.
+	LocationBase string
+	Checksum     Checksum
+	Size         int64 // of the .rpm file
 }
 
 // NEVRA renders name-[epoch:]version-release.arch as dnf prints it.
@@ -45,9 +50,7 @@ func (x *xmlPackage) toPackage() (Package, error) {
 	if p.Name == "" || p.Arch == "" || p.Version == "" {
 		return p, fmt.Errorf("%w: missing name, arch or version", ErrMalformed)
 	}
-	if x.Location.Base != "" {
-		return p, fmt.Errorf("%w: xml:base package locations are not supported", ErrMalformed)
-	}
+	p.LocationBase = x.Location.Base
 	var err error
 	if p.Href, err = CleanHref(x.Location.Href); err != nil {
 		return p, fmt.Errorf("%w: location: %v", ErrMalformed, err)

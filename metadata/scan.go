@@ -31,8 +31,8 @@ import (
 // was: the document element is <metadata>, packages are its children and
 // nothing follows it; a package has a checksum with a pkgid attribute; its
 // name, arch and checksum are unprefixed elements of plain text; DOCTYPE
-// declarations are refused. And, as before, a location with xml:base is
-// refused.
+// declarations are refused. A location's xml:base is given as
+// Package.LocationBase (the old scanners refused it).
 
 // ScanPrimary streams the uncompressed primary.xml in r and calls fn for
 // every package, in document order, within the default Limits. It validates

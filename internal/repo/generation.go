@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,14 +135,54 @@ func (r *Repo) readIndex(ctx context.Context, root string, g *Generation) (map[s
 	}
 	defer zr.Close()
 	pkgs := map[string]PkgRef{}
+	var bases []string // computed on the first xml:base location
 	err = r.opt.Limits.Decode.ScanPrimary(zr, func(p metadata.Package) error {
-		pkgs[p.Href] = PkgRef{Sum: p.Checksum, Size: p.Size}
+		rel := p.Href
+		if p.LocationBase != "" {
+			if bases == nil {
+				bases = r.rootBases(root, g)
+			}
+			var inside bool
+			if rel, inside, _ = metadata.ResolveLocation(p.LocationBase, p.Href, bases); !inside {
+				return nil // clients fetch it from its xml:base, not through the proxy
+			}
+		}
+		pkgs[rel] = PkgRef{Sum: p.Checksum, Size: p.Size}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: primary of %s/%s: %v", upstream.ErrUnavailable, r.opt.Name, root, err)
 	}
 	return pkgs, nil
+}
+
+// rootBases lists the upstream URLs of a repo root: the configured bases
+// with the root appended, the list mirrors of the root, and the mirror the
+// generation came from. A package location resolving below one of them is
+// inside the repo.
+func (r *Repo) rootBases(root string, g *Generation) []string {
+	out := []string{}
+	// g.Mirror is a configured base (the root goes below it) or a list
+	// mirror's repo URL (the root itself); Status tells which.
+	if g.Mirror != "" {
+		out = append(out, strings.TrimSuffix(g.Mirror, "/")+"/"+root)
+	}
+	st, ok := r.opt.Up.(interface {
+		Status() []upstream.MirrorStatus
+	})
+	if !ok {
+		return out
+	}
+	var lists []string
+	for _, m := range st.Status() {
+		switch {
+		case m.Source == "url":
+			out = append(out, strings.TrimSuffix(m.Base, "/")+"/"+root)
+		case m.Root == root:
+			lists = append(lists, m.Base)
+		}
+	}
+	return append(out, lists...)
 }
 
 // LookupPackage finds the primary entry of a package path: it tries each

@@ -69,7 +69,7 @@ func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Genera
 		vg.Files[metadata.RewrittenHref(typ, origHref, info)] = File{Key: key}
 		return nil
 	}
-	for _, kind := range []metadata.FileKind{metadata.KindPrimary, metadata.KindFilelists, metadata.KindOther} {
+	for _, kind := range metadata.PackageKinds() {
 		src, rec, err := e.Repo.Open(ctx, root, g, string(kind))
 		if errors.Is(err, cache.ErrNotFound) && kind != metadata.KindPrimary {
 			continue
@@ -95,6 +95,12 @@ func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Genera
 	if err != nil {
 		return nil, err
 	}
+	var groups []metadata.CompsGroup
+	if view == Filter && plan.Filtered > 0 {
+		if groups, err = v.filterComps(ctx, e, root, g, dec, affected, write); err != nil {
+			return nil, err
+		}
+	}
 	var extra []metadata.ExtraRecord
 	err = func() error {
 		key := newKey("abi-divergence")
@@ -112,6 +118,7 @@ func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Genera
 		if err := enc.Encode(map[string]any{
 			"repo": sl.repo, "path": root, "view": view, "reference": e.Compat.Reference,
 			"rules_version": in.rules.Version(), "packages": report, "affected": affected,
+			"affected_groups": groups,
 		}); err != nil {
 			return err
 		}
@@ -182,6 +189,83 @@ func filterUpdateinfo(ctx context.Context, e Entry, root string, g *repo.Generat
 		}
 		return fw.Info(), nil
 	})
+}
+
+// filterComps rewrites every comps record (group, group_gz, group_xz...)
+// without the packages the filter view makes uninstallable: the filtered
+// ones, and the kept ones whose requirements only filtered packages
+// satisfied. A name of which the view keeps an installable build stays.
+// Each record keeps its codec. It returns the groups that lost packages.
+func (v *Views) filterComps(ctx context.Context, e Entry, root string, g *repo.Generation, dec map[string]metadata.Decision,
+	affected []AffectedPackage, write func(typ, origHref string, fill func(io.Writer) (metadata.FileInfo, error)) error) ([]metadata.CompsGroup, error) {
+	var recs []metadata.Record
+	for _, r := range g.MD().Records {
+		if metadata.IsCompsRecord(r.Type) {
+			recs = append(recs, r)
+		}
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	broken := map[string]bool{} // NEVRA of kept packages left uninstallable
+	for _, a := range affected {
+		broken[a.NEVRA] = true
+	}
+	drop, keep := map[string]bool{}, map[string]bool{}
+	err := scanPackages(ctx, e.Repo, root, g, func(p metadata.Package) error {
+		if dec[p.Checksum.Value].Action == metadata.ActionFilter || broken[p.NEVRA()] {
+			drop[p.Name] = true
+		} else {
+			keep[p.Name] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("comps: %w", err)
+	}
+	for name := range keep {
+		delete(drop, name)
+	}
+	if len(drop) == 0 {
+		return nil, nil
+	}
+	var groups []metadata.CompsGroup
+	for i, rec := range recs {
+		src, err := e.Repo.OpenRecord(ctx, root, rec)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rec.Type, err)
+		}
+		err = write(rec.Type, rec.Href, func(w io.Writer) (metadata.FileInfo, error) {
+			res, err := metadata.FilterComps(src, metadata.CodecOf(rec.Href), w, compsCodec(rec.Href), v.opt.Decompressed,
+				func(name string) bool { return drop[name] })
+			if i == 0 {
+				groups = res.Groups
+			}
+			return res.FileInfo, err
+		})
+		src.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return groups, nil
+}
+
+func scanPackages(ctx context.Context, r *repo.Repo, root string, g *repo.Generation, fn func(metadata.Package) error) error {
+	zr, _, err := r.OpenContent(ctx, root, g, "primary")
+	if err != nil {
+		return fmt.Errorf("primary.xml: %w", err)
+	}
+	defer zr.Close()
+	return metadata.ScanPrimary(zr, fn)
+}
+
+// compsCodec keeps a comps record's codec: plain comps.xml stays plain.
+func compsCodec(href string) metadata.Codec {
+	if metadata.CodecOf(href) == metadata.None {
+		return metadata.None
+	}
+	return outputCodec(href)
 }
 
 // outputCodec keeps upstream's compression where the rewriter can write
