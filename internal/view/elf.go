@@ -23,6 +23,7 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -360,7 +361,7 @@ func (v *Views) elfRun(ctx context.Context, p *elfPlan) int {
 			if err != nil {
 				return nil, err
 			}
-			return obj, nil
+			return yielding{obj}, nil
 		}
 		g.Go(func() error {
 			if _, err := a.ComparePair(ctx, pair.Old, pair.New, open); err != nil {
@@ -471,4 +472,22 @@ func (v *Views) ELFPending() bool {
 		}
 	}
 	return false
+}
+
+// yieldChunk is how much of an RPM the pass reads between yields.
+const yieldChunk = 16 << 10
+
+// yielding reads an RPM for the pass in small pieces and yields the
+// processor after each: decompressing and parsing are CPU-bound, and
+// without it a pass holds a processor for a whole scheduler time slice
+// (10 ms) while client requests wait to run.
+type yielding struct{ io.ReadCloser }
+
+func (y yielding) Read(p []byte) (int, error) {
+	if len(p) > yieldChunk {
+		p = p[:yieldChunk]
+	}
+	n, err := y.ReadCloser.Read(p)
+	runtime.Gosched()
+	return n, err
 }
