@@ -74,6 +74,10 @@ func (kv storeKV) Put(key, value []byte) error {
 type elfLayer struct {
 	analyzers map[string]*abi.Analyzer // by repo; only repos with the layer on
 	deep      *abi.Abipkgdiff          // nil when abipkgdiff is not on PATH
+	// cpu bounds the comparisons running at once over all repos to one
+	// less than the processors (at least one), so a pass always leaves a
+	// processor to the clients.
+	cpu chan struct{}
 
 	mu    sync.Mutex
 	roots map[string]*elfRoot // anKey(repo, root)
@@ -97,7 +101,8 @@ func elfOn(e Entry) bool { return e.Compat.ELF.Enabled && e.Compat.Reference != 
 func (v *Views) deepOn(e Entry) bool { return e.Compat.ABIPkgDiff.Enabled && v.elf.deep != nil }
 
 func newELFLayer(opt Options) *elfLayer {
-	l := &elfLayer{analyzers: map[string]*abi.Analyzer{}, roots: map[string]*elfRoot{}}
+	l := &elfLayer{analyzers: map[string]*abi.Analyzer{}, roots: map[string]*elfRoot{},
+		cpu: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))}
 	kv := storeKV{opt.Store}
 	deep := false
 	for name, e := range opt.Repos {
@@ -364,6 +369,12 @@ func (v *Views) elfRun(ctx context.Context, p *elfPlan) int {
 			return yielding{obj}, nil
 		}
 		g.Go(func() error {
+			select {
+			case v.elf.cpu <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+			defer func() { <-v.elf.cpu }()
 			if _, err := a.ComparePair(ctx, pair.Old, pair.New, open); err != nil {
 				count()
 				fail(a.ResultKey(pair.Old, pair.New), pair.New.NEVRA(), err)
