@@ -390,3 +390,29 @@ func sameFile(t testing.TB, a, b string) bool {
 	}
 	return bytes.Equal(x, y)
 }
+
+// TestELFLayerAbipkgdiff turns the deep layer on: the same pass runs
+// abipkgdiff --dso-only (no debuginfo) on the pair, and its verdict and
+// report join the finding.
+func TestELFLayerAbipkgdiff(t *testing.T) {
+	testenv.RequireTool(t, "abipkgdiff")
+	corpus := abiCorpus(t)
+	refDir := newRepoDir(t, "el9", []string{corpusRPM(corpus, "ref-abt")})
+	curDir := newRepoDir(t, "el9", []string{corpusRPM(corpus, "abt-removed")})
+	refUp, curUp := newFakeUpstream(t, refDir), newFakeUpstream(t, curDir)
+	repos := elfRepos(refUp.URL(), curUp.URL())
+	repos[1].Compat.ABIPkgDiff.Enabled = true
+	p := startProxy(t, repos, nil)
+	got := waitReport(t, p, "el9/", func(m map[string]view.DivergentPackage) bool {
+		return strings.Contains(strings.Join(m["libabt-1.0-1.el9.x86_64"].Reasons, "\n"), "abipkgdiff reports")
+	})
+	reasons := strings.Join(got["libabt-1.0-1.el9.x86_64"].Reasons, "\n")
+	for _, want := range []string{"abt_b@ABT_1.0", "abipkgdiff reports an incompatible ABI change", "abt_b"} {
+		if !strings.Contains(reasons, want) {
+			t.Errorf("reasons lack %q:\n%s", want, reasons)
+		}
+	}
+	if s := p.srv.views.ELFStats(); s.Analysed != 2 {
+		t.Errorf("ELF layer work %+v, want the pair compared twice (symbols, abipkgdiff)", s)
+	}
+}
