@@ -24,37 +24,20 @@ import (
 	"github.com/dnfproxy/dnfproxy/metadata"
 )
 
-// The generated ABI corpus (testdata/abi), built once per test binary.
-var (
-	abiCorpusOnce sync.Once
-	abiCorpusDir  string
-	abiCorpusErr  error
-)
-
-// abiCorpusIDs are the packages of testdata/abi/packages.txt these tests use.
-var abiCorpusIDs = []string{"ref-abt", "abt-removed", "abt-added", "ref-two", "two-dropped"}
-
-// abiCorpus returns the directory holding <id>.rpm for abiCorpusIDs.
-func abiCorpus(t testing.TB) string {
+// abiCorpus builds the given packages of the generated ABI corpus
+// (testdata/abi/packages.txt) into a temporary directory and returns it;
+// <id>.rpm is each package.
+func abiCorpus(t testing.TB, ids ...string) string {
 	t.Helper()
 	for _, tool := range []string{"gcc", "rpmbuild", "createrepo_c"} {
 		testenv.RequireTool(t, tool)
 	}
-	abiCorpusOnce.Do(func() {
-		abiCorpusDir, abiCorpusErr = os.MkdirTemp("", "dnfproxy-elf-e2e-")
-		if abiCorpusErr != nil {
-			return
-		}
-		args := append([]string{abiCorpusDir}, abiCorpusIDs...)
-		out, err := exec.Command(filepath.Join(testenv.TestdataDir(), "abi", "build.sh"), args...).CombinedOutput()
-		if err != nil {
-			abiCorpusErr = fmt.Errorf("testdata/abi/build.sh: %v\n%s", err, out)
-		}
-	})
-	if abiCorpusErr != nil {
-		t.Fatal(abiCorpusErr)
+	dir := t.TempDir()
+	out, err := exec.Command(filepath.Join(testenv.TestdataDir(), "abi", "build.sh"), append([]string{dir}, ids...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("testdata/abi/build.sh: %v\n%s", err, out)
 	}
-	return abiCorpusDir
+	return dir
 }
 
 func corpusRPM(dir, id string) string { return filepath.Join(dir, id+".rpm") }
@@ -103,7 +86,7 @@ func hasClass(pk view.DivergentPackage, class string) bool { return slices.Conta
 // package provides abi-divergence(rhel:abi-changed) once the background
 // pass is done, and dnf info names the symbol.
 func TestELFLayerSymbolRemovedDNF(t *testing.T) {
-	corpus := abiCorpus(t)
+	corpus := abiCorpus(t, "ref-abt", "abt-removed")
 	const nevra = "libabt-1.0-1.el9.x86_64"
 	refDir := newRepoDir(t, "el9", append(testenv.InitialRPMs(), corpusRPM(corpus, "ref-abt")))
 	curDir := newRepoDir(t, "el9", append(testenv.InitialRPMs(), corpusRPM(corpus, "abt-removed")))
@@ -151,7 +134,7 @@ func TestELFLayerSymbolRemovedDNF(t *testing.T) {
 // package compares only that pair (the reference build is not read again);
 // a restart on the same store compares nothing and serves the same views.
 func TestELFLayerGenerationsAndRestart(t *testing.T) {
-	corpus := abiCorpus(t)
+	corpus := abiCorpus(t, "ref-abt", "abt-removed", "abt-added", "ref-two", "two-dropped")
 	refDir := newRepoDir(t, "el9", []string{corpusRPM(corpus, "ref-abt"), corpusRPM(corpus, "ref-two")})
 	curDir := newRepoDir(t, "el9", []string{corpusRPM(corpus, "abt-removed"), corpusRPM(corpus, "two-dropped")})
 	refUp, curUp := newFakeUpstream(t, refDir), newFakeUpstream(t, curDir)
@@ -396,7 +379,7 @@ func sameFile(t testing.TB, a, b string) bool {
 // report join the finding.
 func TestELFLayerAbipkgdiff(t *testing.T) {
 	testenv.RequireTool(t, "abipkgdiff")
-	corpus := abiCorpus(t)
+	corpus := abiCorpus(t, "ref-abt", "abt-removed")
 	refDir := newRepoDir(t, "el9", []string{corpusRPM(corpus, "ref-abt")})
 	curDir := newRepoDir(t, "el9", []string{corpusRPM(corpus, "abt-removed")})
 	refUp, curUp := newFakeUpstream(t, refDir), newFakeUpstream(t, curDir)
