@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"os/exec"
 	"runtime"
 	"sort"
@@ -233,9 +234,9 @@ func (v *Views) elfKnown(e Entry, root, base, ref string, refDeps, curDeps []met
 	plan := &elfPlan{name: name, root: root, base: base, ref: ref, stable: stable}
 	pins := make([]string, 0, len(pairs))
 	v.elf.mu.Lock()
-	failed := v.elf.root(name, root).failed
-	settled := func(k string) bool { t, ok := failed[k]; return ok && time.Since(t) < elfRetry }
+	failed := maps.Clone(v.elf.root(name, root).failed) // the pass writes the original
 	v.elf.mu.Unlock()
+	settled := func(k string) bool { t, ok := failed[k]; return ok && time.Since(t) < elfRetry }
 	for _, p := range pairs {
 		key := a.ResultKey(p.Old, p.New)
 		pins = append(pins, keys.ABIKey(key))
@@ -251,10 +252,7 @@ func (v *Views) elfKnown(e Entry, root, base, ref string, refDeps, curDeps []met
 			ok = ok && (dok || settled(dk))
 		}
 		known[p.New.Checksum.Value] = append(known[p.New.Checksum.Value], fs...)
-		v.elf.mu.Lock()
-		isSettled := settled(key)
-		v.elf.mu.Unlock()
-		if !ok && !isSettled {
+		if !ok && !settled(key) {
 			plan.pairs = append(plan.pairs, p)
 		}
 	}
