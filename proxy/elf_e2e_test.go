@@ -161,8 +161,14 @@ func TestELFLayerGenerationsAndRestart(t *testing.T) {
 	testenv.AddRPMs(t, filepath.Join(curDir, "el9"), corpusRPM(corpus, "abt-added"))
 	// createrepo_c's revision is a timestamp; a refresh never goes back.
 	testenv.CreateRepo(t, filepath.Join(curDir, "el9"), "--revision", strconv.FormatInt(time.Now().Unix()+60, 10))
-	if _, err := p.srv.repos["alma"].gens.Refresh(context.Background(), "el9/"); err != nil {
+	// Revalidation is conditional (Last-Modified has whole seconds): make
+	// the new repomd.xml visibly newer than the one fetched this second.
+	future := time.Now().Add(5 * time.Second)
+	if err := os.Chtimes(filepath.Join(curDir, "el9", "repodata", "repomd.xml"), future, future); err != nil {
 		t.Fatal(err)
+	}
+	if res, err := p.srv.repos["alma"].gens.Refresh(context.Background(), "el9/"); err != nil || !res.Changed {
+		t.Fatalf("refresh: changed %v, %v", res.Changed, err)
 	}
 	waitReport(t, p, "el9/", func(m map[string]view.DivergentPackage) bool {
 		pk, ok := m["libabt-1.0-4.el9.x86_64"]
