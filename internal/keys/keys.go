@@ -9,7 +9,9 @@
 //	gen/     a root's generation record
 //	view/    rewritten repodata files of views
 //	viewrec/ a root's view records
-//	abi/     results of package-pair analyses
+//	abi/     results of package-pair analyses (followed by the analyser's
+//	         own key, "abi/<version>/<old sum>/<new sum>", not by a repo:
+//	         results are keyed by content and shared by every repo)
 package keys
 
 import "strings"
@@ -21,6 +23,7 @@ const (
 	Gen     = "gen/"
 	View    = "view/"
 	ViewRec = "viewrec/"
+	ABI     = "abi/"
 )
 
 // Namespaces lists every namespace that holds a repo's objects.
@@ -44,6 +47,9 @@ func ViewRecKey(repo, root, view string) string { return ViewRec + repo + "/" + 
 func ViewFileKey(repo, root, view, build, typ string) string {
 	return View + repo + "/" + root + view + "/" + build + "/" + typ
 }
+
+// ABIKey is the store key of an ELF-layer record (internal/abi's own key).
+func ABIKey(k string) string { return ABI + k }
 
 // RepoPrefixes returns the key prefixes of a repo's objects whose path
 // starts with prefix, one per namespace.

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/abi"
 	"github.com/dnfproxy/dnfproxy/internal/config"
 	"github.com/dnfproxy/dnfproxy/internal/repo"
 	"github.com/dnfproxy/dnfproxy/metadata"
@@ -22,6 +23,10 @@ type analysis struct {
 	total   int    // packages primary.xml lists
 	pkgs    []analyzedPkg
 	modular map[string]bool // ModularKey → listed in modules.yaml
+	// elfPartial: ELF comparisons were left to a background pass (elfPlan);
+	// input then says "partial".
+	elfPartial bool
+	elfPlan    *elfPlan
 
 	mu       sync.Mutex
 	affected map[string][]AffectedPackage // by view
@@ -53,6 +58,10 @@ func (v *Views) analysisFor(ctx context.Context, name string, e Entry, root stri
 		if err != nil {
 			return nil, err
 		}
+		if an.elfPartial {
+			an.input = in.anHash + v.elfTag(e, "partial")
+			v.elfStart(an.elfPlan) // before the analysis is seen: inputs say "partial" from now
+		}
 		v.mu.Lock()
 		v.analyses[anKey(name, root)] = an
 		v.mu.Unlock()
@@ -70,18 +79,31 @@ func (v *Views) analysisFor(ctx context.Context, name string, e Entry, root stri
 }
 
 func (v *Views) analyse(ctx context.Context, e Entry, root string, g *repo.Generation, in input) (*analysis, error) {
+	markers, err := metadata.NewVendorMarkers(e.Compat.VendorMarkers)
+	if err != nil {
+		return nil, fmt.Errorf("compat.vendor_markers: %w", err)
+	}
 	var ref *metadata.Reference
+	var refDeps, curDeps []metadata.PackageDeps // for the ELF layer's pairs
+	var stable *abi.Stablelist
+	var stableTodo *abi.PackageRef
 	if in.refGen != nil {
 		refRepo := v.opt.Repos[e.Compat.Reference].Repo
 		var refPkgs []metadata.ABIPackage
 		err := scanDeps(ctx, v.opt.Limits, refRepo, root, in.refGen, func(p *metadata.PackageDeps) error {
 			refPkgs = append(refPkgs, metadata.ABIPackage{PackageID: p.ID(), Provides: p.ABIProvides})
+			if in.elf {
+				refDeps = append(refDeps, trimDeps(p))
+			}
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("reference repo %s/%s: %w", e.Compat.Reference, root, err)
 		}
 		ref = metadata.NewReference(refPkgs)
+		if in.elf {
+			stable, stableTodo = v.elfStablelist(ctx, e, root, refDeps)
+		}
 	}
 	an := &analysis{input: in.anKey, base: in.base}
 	if len(e.Compat.Filter) > 0 {
@@ -89,18 +111,30 @@ func (v *Views) analyse(ctx context.Context, e Entry, root string, g *repo.Gener
 		an.deps = newDepSummary()
 	}
 	index := map[string]repo.PkgRef{} // the generation's package index, same pass
-	err := scanDeps(ctx, v.opt.Limits, e.Repo, root, g, func(p *metadata.PackageDeps) error {
+	byPkgid := map[string]int{} // pkgid → index in an.pkgs
+	depIdx := map[string]int{}  // pkgid → index in an.deps, for packages only the ELF layer may flag
+	err = scanDeps(ctx, v.opt.Limits, e.Repo, root, g, func(p *metadata.PackageDeps) error {
 		index[p.Href] = repo.PkgRef{Sum: p.Checksum, Size: p.Size}
 		id := p.ID()
 		an.total++
-		findings := append(in.rules.Match(id), metadata.Compare(metadata.ABIPackage{PackageID: id, Provides: p.ABIProvides}, ref)...)
+		c := metadata.CompareWith(metadata.ABIPackage{PackageID: id, Provides: p.ABIProvides}, ref,
+			metadata.CompareOptions{Markers: markers, Stablelist: stable.ForArch(p.Arch)})
+		findings := append(in.rules.Match(id), c.Findings...)
 		at := int32(-1)
 		if len(findings) > 0 {
 			at = int32(len(an.pkgs))
+			byPkgid[p.Checksum.Value] = len(an.pkgs)
 			an.pkgs = append(an.pkgs, analyzedPkg{id: id, pkgid: p.Checksum.Value, findings: findings})
 		}
+		elfCandidate := in.elf && at < 0 && len(p.ABIProvides) > 0
 		if an.deps != nil {
-			an.deps.add(p, at)
+			di := an.deps.add(p, at, at >= 0 || elfCandidate)
+			if elfCandidate {
+				depIdx[p.Checksum.Value] = di
+			}
+		}
+		if in.elf {
+			curDeps = append(curDeps, trimDeps(p))
 		}
 		return nil
 	})
@@ -108,6 +142,25 @@ func (v *Views) analyse(ctx context.Context, e Entry, root string, g *repo.Gener
 		return nil, err
 	}
 	g.SetIndex(index)
+	if in.elf {
+		known, plan := v.elfKnown(e, root, in.base, in.refGen.Sum(), refDeps, curDeps, markers, stableTodo)
+		for _, p := range curDeps {
+			fs := known[p.Checksum.Value]
+			if len(fs) == 0 {
+				continue
+			}
+			if i, ok := byPkgid[p.Checksum.Value]; ok {
+				an.pkgs[i].findings = append(an.pkgs[i].findings, fs...)
+			} else {
+				byPkgid[p.Checksum.Value] = len(an.pkgs)
+				if di, ok := depIdx[p.Checksum.Value]; ok && an.deps != nil {
+					an.deps.pkgs[di].an = int32(len(an.pkgs))
+				}
+				an.pkgs = append(an.pkgs, analyzedPkg{id: p.ID(), pkgid: p.Checksum.Value, findings: fs})
+			}
+		}
+		an.elfPlan, an.elfPartial = plan, plan != nil
+	}
 	if an.modular, err = readModules(ctx, v.opt.Limits, e.Repo, root, g); err != nil {
 		return nil, err
 	}

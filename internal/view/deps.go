@@ -33,13 +33,16 @@ func newDepSummary() *depSummary {
 	return &depSummary{seed: maphash.MakeSeed(), names: map[uint64]string{}}
 }
 
-// add records a package; an is its index in analysis.pkgs or -1.
-func (d *depSummary) add(p *metadata.PackageDeps, an int32) {
+// add records a package and returns its index in d.pkgs; an is its index
+// in analysis.pkgs or -1. The names it provides are kept (for the report)
+// when keepNames is set: a package with findings, or one a later pass may
+// give findings.
+func (d *depSummary) add(p *metadata.PackageDeps, an int32, keepNames bool) int {
 	for _, list := range [][]string{p.Provides, p.Files} {
 		for _, name := range list {
 			h := maphash.String(d.seed, name)
 			d.hashes = append(d.hashes, h)
-			if an >= 0 {
+			if keepNames {
 				d.names[h] = name
 			}
 		}
@@ -53,6 +56,7 @@ func (d *depSummary) add(p *metadata.PackageDeps, an int32) {
 		}
 	}
 	d.pkgs = append(d.pkgs, depPkg{nevra: p.NEVRA(), an: an, provEnd: provEnd, end: uint32(len(d.hashes))})
+	return len(d.pkgs) - 1
 }
 
 // affected lists the kept packages whose requirements only filtered

@@ -159,13 +159,15 @@ type Views struct {
 	builds    singleflight.Group
 	analyses1 singleflight.Group
 	wg        sync.WaitGroup
+
+	elf *elfLayer // the ELF symbol layer (elf.go)
 }
 
 // New loads the rules and the persisted views. When the signing key
 // differs from the one a persisted view was signed with, the view is
 // re-signed before anything is served.
 func New(ctx context.Context, opt Options, rules *metadata.RuleSet) (*Views, error) {
-	v := &Views{opt: opt, baseCtx: ctx, slots: map[string]*slot{}, analyses: map[string]*analysis{}}
+	v := &Views{opt: opt, baseCtx: ctx, slots: map[string]*slot{}, analyses: map[string]*analysis{}, elf: newELFLayer(opt)}
 	v.rules.Store(rules)
 	if err := v.load(ctx); err != nil {
 		return nil, err
@@ -428,6 +430,8 @@ func (v *Views) kick(s *slot) {
 type input struct {
 	key    string // hash of everything below and the view
 	anKey  string // the analysis' part of it
+	anHash string // anKey without the ELF layer's status
+	elf    bool   // the ELF symbol layer runs for the repo
 	base   string
 	refGen *repo.Generation
 	rules  *metadata.RuleSet
@@ -443,6 +447,9 @@ func (v *Views) inputFor(ctx context.Context, e Entry, root string, g *repo.Gene
 	h := sha256.New()
 	base := g.Sum()
 	fmt.Fprintf(h, "%s|%s|%v|%v|%s", base, rs.Version(), c.Annotate, c.Filter, c.Reference)
+	if len(c.VendorMarkers) > 0 {
+		fmt.Fprintf(h, "|markers:%q", c.VendorMarkers)
+	}
 	in := input{base: base, rules: rs, view: view}
 	if c.Reference != "" {
 		ref, ok := v.opt.Repos[c.Reference]
@@ -465,9 +472,25 @@ func (v *Views) inputFor(ctx context.Context, e Entry, root string, g *repo.Gene
 		in.refGen = rg
 		fmt.Fprintf(h, "|%s", rg.Sum())
 	}
-	in.anKey = hex.EncodeToString(h.Sum(nil))
+	in.anHash = hex.EncodeToString(h.Sum(nil))
+	in.anKey = in.anHash
+	if in.refGen != nil && elfOn(e) {
+		in.elf = true
+		in.anKey += v.elfStatus(e, root, base, in.refGen.Sum())
+	}
 	in.key = in.anKey + "|" + view + "|" + format
 	return in, nil
+}
+
+// withAnalysis is the input of a view built from an analysis whose input
+// differs from the one asked (an analysis that left ELF comparisons to a
+// background pass says so in its input).
+func (in input) withAnalysis(an *analysis) input {
+	if an.input != in.anKey {
+		in.anKey = an.input
+		in.key = in.anKey + "|" + in.view + "|" + format
+	}
+	return in
 }
 
 // build builds a view (once, however many callers ask) and installs it.
@@ -484,10 +507,14 @@ func (v *Views) buildAs(ctx context.Context, s *slot, e Entry, g *repo.Generatio
 		an, err := v.analysisFor(bctx, s.repo, e, s.root, g, in)
 		if err == nil {
 			var vg *Gen
+			in := in.withAnalysis(an)
 			if vg, err = v.buildView(bctx, s, e, g, an, in); err == nil {
 				v.install(bctx, s, vg)
 				if v.opt.Built != nil {
 					v.opt.Built(s.repo, s.view)
+				}
+				if an.elfPartial && !v.elfPending(s.repo, s.root, in.base, in.refGen.Sum()) {
+					v.elfRefresh(s) // the pass ended while this view was built
 				}
 				return vg, nil
 			}
@@ -666,6 +693,7 @@ func (v *Views) Pins(add func(key string)) {
 		}
 		s.mu.Unlock()
 	}
+	v.elfPins(add)
 }
 
 // Forget drops the views and analyses of a repo's roots under prefix (a
@@ -683,6 +711,7 @@ func (v *Views) Forget(name, prefix string) {
 			delete(v.analyses, k)
 		}
 	}
+	v.elfForget(name, prefix)
 }
 
 // Status is what the admin API shows of a view.
