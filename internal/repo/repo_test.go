@@ -40,7 +40,7 @@ func TestOlder(t *testing.T) {
 func TestChecksumNamed(t *testing.T) {
 	for name, want := range map[string]bool{
 		"7bb229e4394d0a5877eeab19eef6851200a41e5a8ed3293d8cca456ee9c91532-primary.xml.gz": true,
-		"0123456789abcdef0123456789abcdef01234567-other.xml.gz":                            true,
+		"0123456789abcdef0123456789abcdef01234567-other.xml.gz":                           true,
 		"primary.xml.gz":                   false,
 		"7bb229e4-primary.xml.gz":          false,
 		"XYZ229e4394d0a5877eeab19eef68512": false,

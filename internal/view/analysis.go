@@ -111,8 +111,8 @@ func (v *Views) analyse(ctx context.Context, e Entry, root string, g *repo.Gener
 		an.deps = newDepSummary()
 	}
 	index := map[string]repo.PkgRef{} // the generation's package index, same pass
-	byPkgid := map[string]int{} // pkgid → index in an.pkgs
-	depIdx := map[string]int{}  // pkgid → index in an.deps, for packages only the ELF layer may flag
+	byPkgid := map[string]int{}       // pkgid → index in an.pkgs
+	depIdx := map[string]int{}        // pkgid → index in an.deps, for packages only the ELF layer may flag
 	err = scanDeps(ctx, v.opt.Limits, e.Repo, root, g, func(p *metadata.PackageDeps) error {
 		index[p.Href] = repo.PkgRef{Sum: p.Checksum, Size: p.Size}
 		id := p.ID()
