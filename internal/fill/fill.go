@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/bg"
 	"github.com/dnfproxy/dnfproxy/internal/keys"
 	"github.com/dnfproxy/dnfproxy/internal/upstream"
 	"github.com/dnfproxy/dnfproxy/metadata"
@@ -82,7 +83,7 @@ type Filler struct {
 
 	mu    sync.Mutex
 	fills map[string]*Fill
-	wg    sync.WaitGroup
+	bg    bg.Group
 }
 
 // New returns a Filler whose transfers run on ctx (not on clients').
@@ -94,7 +95,7 @@ func New(ctx context.Context, store cache.Store, spoolDir string, log *slog.Logg
 }
 
 // Wait waits for every running transfer (after ctx is cancelled).
-func (fl *Filler) Wait() { fl.wg.Wait() }
+func (fl *Filler) Wait() { fl.bg.Close() }
 
 // Running reports how many transfers are in flight (not yet committed).
 func (fl *Filler) Running() int {
@@ -163,9 +164,14 @@ func (fl *Filler) Start(req Request) *Fill {
 		ready: make(chan struct{}), done: make(chan struct{}),
 		notify: make(chan struct{}), total: -1, refs: 2, // the leader and the caller
 	}
+	if !fl.bg.Go(func() { fl.run(f) }) {
+		// Shutting down: a fill that failed at once.
+		f.err, f.finished, f.refs = context.Canceled, true, 1
+		close(f.ready)
+		close(f.done)
+		return f
+	}
 	fl.fills[req.Key] = f
-	fl.wg.Add(1)
-	go fl.run(f)
 	return f
 }
 
@@ -519,7 +525,6 @@ func (fl *Filler) forget(f *Fill) {
 // run is the leader of a fill: it runs detached from any client, on the
 // Filler's base context.
 func (fl *Filler) run(f *Fill) {
-	defer fl.wg.Done()
 	defer close(f.done)
 	defer f.Release()
 	err := fl.do(f)

@@ -232,12 +232,13 @@ func (r *Repo) WarmIndexes() {
 		if cur == nil {
 			continue
 		}
-		r.wg.Add(1)
-		go func(root string, g *Generation) {
-			defer r.wg.Done()
-			if err := r.buildIndex(r.baseCtx, root, g); err != nil && r.baseCtx.Err() == nil {
-				r.opt.Log.Warn("package index unavailable", "repo", r.opt.Name, "root", root, "err", err)
-			}
-		}(rs.Root, cur)
+		{
+			root, g := rs.Root, cur
+			r.bg.Go(func() {
+				if err := r.buildIndex(r.baseCtx, root, g); err != nil && r.baseCtx.Err() == nil {
+					r.opt.Log.Warn("package index unavailable", "repo", r.opt.Name, "root", root, "err", err)
+				}
+			})
+		}
 	}
 }

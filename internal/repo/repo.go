@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/bg"
 	"github.com/dnfproxy/dnfproxy/internal/fill"
 	"github.com/dnfproxy/dnfproxy/internal/keys"
 	"github.com/dnfproxy/dnfproxy/internal/upstream"
@@ -87,7 +88,7 @@ type Repo struct {
 	roots map[string]*rootState
 
 	refreshes singleflight.Group
-	wg        sync.WaitGroup
+	bg        bg.Group
 }
 
 // rootState is a repo root's generations and refresh state.
@@ -132,7 +133,7 @@ func (r *Repo) Name() string { return r.opt.Name }
 func (r *Repo) TTL() time.Duration { return r.opt.TTL }
 
 // Wait waits for background refreshes (after the base context ends).
-func (r *Repo) Wait() { r.wg.Wait() }
+func (r *Repo) Wait() { r.bg.Close() }
 
 type genRecord struct {
 	Cur  *Generation `json:"cur"`
@@ -272,9 +273,7 @@ func (r *Repo) kick(root string, st *rootState) {
 	}
 	st.inFlight = true
 	st.mu.Unlock()
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
+	r.bg.Go(func() {
 		defer func() {
 			st.mu.Lock()
 			st.inFlight = false
@@ -284,7 +283,7 @@ func (r *Repo) kick(root string, st *rootState) {
 			r.opt.Log.Warn("metadata refresh failed; serving the last good generation",
 				"repo", r.opt.Name, "root", root, "err", err)
 		}
-	}()
+	})
 }
 
 // RefreshResult says what a refresh did.
@@ -303,6 +302,10 @@ func (r *Repo) Refresh(ctx context.Context, root string) (RefreshResult, error) 
 // for it or for ctx.
 func (r *Repo) refreshWait(ctx context.Context, root string, st *rootState) (RefreshResult, error) {
 	ch := r.refreshes.DoChan(root, func() (any, error) {
+		if !r.bg.Enter() {
+			return RefreshResult{}, context.Canceled // shutting down
+		}
+		defer r.bg.Leave()
 		res, err := r.refresh(root, st)
 		r.record(st, err)
 		if err != nil {

@@ -54,6 +54,10 @@ func (v *Views) analysisFor(ctx context.Context, name string, e Entry, root stri
 		return an, nil
 	}
 	ch := v.analyses1.DoChan(anKey(name, root)+"\x00"+in.anKey, func() (any, error) {
+		if !v.bg.Enter() {
+			return nil, context.Canceled // shutting down
+		}
+		defer v.bg.Leave()
 		an, err := v.analyse(ctx, e, root, g, in)
 		if err != nil {
 			return nil, err

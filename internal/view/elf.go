@@ -285,9 +285,7 @@ func (v *Views) elfStart(p *elfPlan) {
 	ctx, cancel := context.WithCancel(v.baseCtx)
 	st.base, st.ref, st.pending, st.cancel = p.base, p.ref, true, cancel
 	v.elf.mu.Unlock()
-	v.wg.Add(1)
-	go func() {
-		defer v.wg.Done()
+	v.bg.Go(func() {
 		defer cancel()
 		start := time.Now()
 		n := v.elfRun(ctx, p)
@@ -307,7 +305,7 @@ func (v *Views) elfStart(p *elfPlan) {
 				v.elfRefresh(s)
 			}
 		}
-	}()
+	})
 }
 
 // elfRun compares the plan's pairs and reads its stablelist, and returns
@@ -403,9 +401,7 @@ func (v *Views) elfRefresh(s *slot) {
 	if !ok {
 		return
 	}
-	v.wg.Add(1)
-	go func() {
-		defer v.wg.Done()
+	v.bg.Go(func() {
 		ctx := v.baseCtx
 		g, _ := e.Repo.Generations(s.root)
 		if g == nil {
@@ -422,7 +418,7 @@ func (v *Views) elfRefresh(s *slot) {
 			v.opt.Log.Warn("rebuilding a view after the ELF symbol layer failed; the last good view stays in service",
 				"repo", s.repo, "root", s.root, "view", s.view, "err", err)
 		}
-	}()
+	})
 }
 
 // elfPins adds the stored results the roots' current analyses use.

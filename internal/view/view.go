@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/bg"
 	"github.com/dnfproxy/dnfproxy/internal/config"
 	"github.com/dnfproxy/dnfproxy/internal/keys"
 	"github.com/dnfproxy/dnfproxy/internal/repo"
@@ -158,7 +159,7 @@ type Views struct {
 
 	builds    singleflight.Group
 	analyses1 singleflight.Group
-	wg        sync.WaitGroup
+	bg        bg.Group
 
 	elf *elfLayer // the ELF symbol layer (elf.go)
 }
@@ -176,7 +177,7 @@ func New(ctx context.Context, opt Options, rules *metadata.RuleSet) (*Views, err
 }
 
 // Wait waits for background builds (after the base context ends).
-func (v *Views) Wait() { v.wg.Wait() }
+func (v *Views) Wait() { v.bg.Close() }
 
 // Signer loads (or, once, generates) the signing key on first use.
 func (v *Views) Signer() (*metadata.Signer, error) {
@@ -400,9 +401,7 @@ func (v *Views) kick(s *slot) {
 	if !ok {
 		return
 	}
-	v.wg.Add(1)
-	go func() {
-		defer v.wg.Done()
+	v.bg.Go(func() {
 		ctx := v.baseCtx
 		g, _ := e.Repo.Generations(s.root)
 		if g == nil {
@@ -423,7 +422,7 @@ func (v *Views) kick(s *slot) {
 			v.opt.Log.Warn("building view failed; the last good view stays in service",
 				"repo", s.repo, "root", s.root, "view", s.view, "err", err)
 		}
-	}()
+	})
 }
 
 // input is what a view is built from.
@@ -502,6 +501,10 @@ func (v *Views) build(ctx context.Context, s *slot, e Entry, g *repo.Generation,
 // join a build that started before the files were lost).
 func (v *Views) buildAs(ctx context.Context, s *slot, e Entry, g *repo.Generation, in input, flight string) (*Gen, error) {
 	ch := v.builds.DoChan(slotKey(s.repo, s.root, s.view)+"\x00"+flight, func() (any, error) {
+		if !v.bg.Enter() {
+			return nil, context.Canceled // shutting down
+		}
+		defer v.bg.Leave()
 		bctx, cancel := context.WithTimeout(v.baseCtx, 30*time.Minute)
 		defer cancel()
 		an, err := v.analysisFor(bctx, s.repo, e, s.root, g, in)
