@@ -232,13 +232,10 @@ func (r *Repo) WarmIndexes() {
 		if cur == nil {
 			continue
 		}
-		{
-			root, g := rs.Root, cur
-			r.bg.Go(func() {
-				if err := r.buildIndex(r.baseCtx, root, g); err != nil && r.baseCtx.Err() == nil {
-					r.opt.Log.Warn("package index unavailable", "repo", r.opt.Name, "root", root, "err", err)
-				}
-			})
-		}
+		r.bg.Go(func() {
+			if err := r.buildIndex(r.baseCtx, rs.Root, cur); err != nil && r.baseCtx.Err() == nil {
+				r.opt.Log.Warn("package index unavailable", "repo", r.opt.Name, "root", rs.Root, "err", err)
+			}
+		})
 	}
 }
