@@ -405,3 +405,44 @@ func TestELFLayerAbipkgdiff(t *testing.T) {
 		t.Errorf("ELF layer work %+v, want the pair compared twice (symbols, abipkgdiff)", s)
 	}
 }
+
+// TestELFLayerStablelistBreaksReported: with the reference's
+// kernel-abi-stablelists, a kernel whose kernel(printk) CRC changed (on
+// the stablelist) and kernel(kmalloc) CRC changed (not on it) is
+// abi-changed, and the divergence report counts the stablelist break apart:
+// printk, not kmalloc.
+func TestELFLayerStablelistBreaksReported(t *testing.T) {
+	corpus := abiCorpus(t, "ref-kernel", "ref-kabi", "kernel-crc")
+	refDir := newRepoDir(t, "el9", []string{corpusRPM(corpus, "ref-kernel"), corpusRPM(corpus, "ref-kabi")})
+	curDir := newRepoDir(t, "el9", []string{corpusRPM(corpus, "kernel-crc")})
+	refUp, curUp := newFakeUpstream(t, refDir), newFakeUpstream(t, curDir)
+	p := startProxy(t, elfRepos(refUp.URL(), curUp.URL()), func(c *config.Config) {
+		c.Signing.KeyFile = "testdata/signing-key.asc"
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		rep, err := p.srv.views.Report(context.Background(), "alma", "el9/", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.srv.views.ELFPending() && len(rep.StablelistBreaks) > 0 {
+			if !slices.Equal(rep.StablelistBreaks, []string{"printk"}) {
+				t.Fatalf("stablelist breaks %v, want [printk] (kmalloc is not on the stablelist)", rep.StablelistBreaks)
+			}
+			var classes []string
+			for _, pk := range rep.Packages {
+				if pk.Name == "kernel-core" {
+					classes = pk.Classes
+				}
+			}
+			if !slices.Contains(classes, "abi-changed") {
+				t.Fatalf("kernel-core classes %v, want abi-changed", classes)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stablelist break reported after 60 s: %+v", rep)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -28,6 +28,10 @@ type analysis struct {
 	elfPartial bool
 	elfPlan    *elfPlan
 
+	// stablelist lists the kernel symbols on the reference's kABI
+	// stablelist whose CRC changed: they break third-party kmods.
+	stablelist []string
+
 	mu       sync.Mutex
 	affected map[string][]AffectedPackage // by view
 	deps     *depSummary                  // for affectedBy; nil without filter classes
@@ -124,6 +128,7 @@ func (v *Views) analyse(ctx context.Context, e Entry, root string, g *repo.Gener
 		c := metadata.CompareWith(metadata.ABIPackage{PackageID: id, Provides: p.ABIProvides}, ref,
 			metadata.CompareOptions{Markers: markers, Stablelist: stable.ForArch(p.Arch)})
 		findings := append(in.rules.Match(id), c.Findings...)
+		an.stablelist = append(an.stablelist, c.StablelistBreaks...)
 		at := int32(-1)
 		if len(findings) > 0 {
 			at = int32(len(an.pkgs))
@@ -317,6 +322,10 @@ type Report struct {
 	// Affected lists, in filter mode, the kept packages whose requirements
 	// only filtered packages satisfied (beyond DESIGN.md's fields).
 	Affected []AffectedPackage `json:"affected,omitempty"`
+	// StablelistBreaks are the kernel symbols on the reference's kABI
+	// stablelist whose CRC differs (they break kmods built for RHEL),
+	// counted apart from the other findings.
+	StablelistBreaks []string `json:"stablelist_breaks,omitempty"`
 }
 
 // Report returns the divergence report of a repo root with each package's
@@ -351,6 +360,7 @@ func (v *Views) Report(ctx context.Context, name, root string, wait bool) (Repor
 	if mode == string(config.ModeOff) {
 		mode = Raw
 	}
+	rep.StablelistBreaks = an.stablelist
 	rep.Packages, rep.Affected, err = viewReport(ctx, e, root, g, an, mode)
 	return rep, err
 }
