@@ -381,7 +381,7 @@ func TestE2E8_SignatureOfFailedRoot(t *testing.T) {
 	}
 	up := e8Serve(t, dir)
 	p := e8Proxy(t, up.URL(), "")
-	for _, prefix := range []string{"/up@raw/r/"} {
+	for _, prefix := range []string{"/up@raw/r/", "/up@annotate/r/", "/up@filter/r/"} {
 		if st, _, _, err := p.get(t, prefix+"repodata/repomd.xml"); err != nil || st != http.StatusBadGateway {
 			t.Errorf("%srepodata/repomd.xml: %d %v, want 502 for a broken repomd.xml", prefix, st, err)
 		}

@@ -499,6 +499,11 @@ func (s *Server) serveView(c *gin.Context, re *repoEntry, v, rel, kind, root str
 		return s.serveSignature(c, re, rel, root)
 	}
 	if err != nil {
+		if kind == kindSignature {
+			// No metadata at all for the root: upstream's own answer for
+			// the signature (404 when it has none), as in raw.
+			return s.serveSignature(c, re, rel, root)
+		}
 		return err
 	}
 	c.Set(logResult, result)
