@@ -181,7 +181,11 @@ func TestELFLayerGenerationsAndRestart(t *testing.T) {
 	if n := second.PackagesRead - first.PackagesRead; n != 1 {
 		t.Errorf("second generation read %d RPMs, want 1 (the reference build's interface is stored)", n)
 	}
-	// The annotate view follows: dnf sees the new verdict.
+	// The annotate view follows: dnf sees the new verdict. Its rebuild
+	// runs in the background after the pass; wait for it before reading.
+	if err := p.srv.views.BuildNow(context.Background(), "alma", "el9/"); err != nil {
+		t.Fatal(err)
+	}
 	_, repomd, err := p.get(t, "/alma/el9/repodata/repomd.xml")
 	if err != nil {
 		t.Fatal(err)
