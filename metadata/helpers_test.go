@@ -2,10 +2,6 @@ package metadata_test
 
 import (
 	"bytes"
-	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"hash"
 	"os"
@@ -59,22 +55,11 @@ func createrepoAccepts(t *testing.T, args ...string) bool {
 // newHash returns a hash for a normalised checksum type.
 func newHash(t testing.TB, typ string) hash.Hash {
 	t.Helper()
-	switch typ {
-	case "md5":
-		return md5.New()
-	case "sha1":
-		return sha1.New()
-	case "sha224":
-		return sha256.New224()
-	case "sha256":
-		return sha256.New()
-	case "sha384":
-		return sha512.New384()
-	case "sha512":
-		return sha512.New()
+	h, err := metadata.NewHash(typ)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no hash for checksum type %q", typ)
-	return nil
+	return h
 }
 
 // sumOf returns the checksum of data with the given type.

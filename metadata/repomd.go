@@ -2,9 +2,14 @@ package metadata
 
 import (
 	"bytes"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/url"
 	"path"
@@ -330,4 +335,26 @@ func hostKey(u *url.URL) string {
 		return host
 	}
 	return host + ":" + port
+}
+
+// NewHash returns a hash for a checksum type as rpm-md and metalinks name
+// them ("sha" is sha1), or an error for a type no verification can use.
+// It is the one table of checksum types: fills, metalink verification and
+// the tests use it.
+func NewHash(typ string) (hash.Hash, error) {
+	switch typ {
+	case "md5":
+		return md5.New(), nil
+	case "sha1", "sha":
+		return sha1.New(), nil
+	case "sha224":
+		return sha256.New224(), nil
+	case "sha256":
+		return sha256.New(), nil
+	case "sha384":
+		return sha512.New384(), nil
+	case "sha512":
+		return sha512.New(), nil
+	}
+	return nil, fmt.Errorf("unsupported checksum type %q", typ)
 }

@@ -75,7 +75,7 @@ func checkServesAll(t *testing.T, p *testProxy, repomd []byte) {
 		if err != nil || status != http.StatusOK {
 			t.Fatalf("%s: %d %v", rec.Href, status, err)
 		}
-		h, _ := newHash(rec.Checksum.Type)
+		h, _ := metadata.NewHash(rec.Checksum.Type)
 		h.Write(body)
 		if got := fmt.Sprintf("%x", h.Sum(nil)); got != rec.Checksum.Value {
 			t.Fatalf("%s: checksum %s, repomd says %s", rec.Href, got, rec.Checksum.Value)

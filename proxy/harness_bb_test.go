@@ -9,14 +9,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
-	"hash"
+	"github.com/dnfproxy/dnfproxy/metadata"
 	"io"
 	"log/slog"
 	"net/http"
@@ -272,21 +269,9 @@ func parseRepomd(body []byte) (*repomdDoc, error) {
 	return &d, nil
 }
 
-func newHash(typ string) (hash.Hash, error) {
-	switch typ {
-	case "sha256":
-		return sha256.New(), nil
-	case "sha512":
-		return sha512.New(), nil
-	case "sha1", "sha":
-		return sha1.New(), nil
-	}
-	return nil, fmt.Errorf("checksum type %q", typ)
-}
-
 // checksumOK reports whether body has the hex checksum of type typ.
 func checksumOK(typ, want string, body []byte) error {
-	h, err := newHash(typ)
+	h, err := metadata.NewHash(typ)
 	if err != nil {
 		return err
 	}

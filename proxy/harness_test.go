@@ -2,11 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
-	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"net"
@@ -262,19 +257,6 @@ func rootNames(re *repoEntry) []string {
 		out = append(out, r.Root)
 	}
 	return out
-}
-
-// newHash returns a hash for a checksum type of repomd.xml.
-func newHash(typ string) (hash.Hash, error) {
-	switch typ {
-	case "sha1", "sha":
-		return sha1.New(), nil
-	case "sha256":
-		return sha256.New(), nil
-	case "sha512":
-		return sha512.New(), nil
-	}
-	return nil, fmt.Errorf("unsupported checksum type %q", typ)
 }
 
 // waitRepomdChange asks for a repomd.xml until it differs from old and

@@ -12,10 +12,6 @@ package fill
 
 import (
 	"context"
-	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"errors"
 	"fmt"
 	"hash"
@@ -582,7 +578,7 @@ func (fl *Filler) do(f *Fill) error {
 	}
 	var h hash.Hash
 	if !req.Exp.Sum.IsZero() {
-		if h, err = newHash(req.Exp.Sum.Type); err != nil {
+		if h, err = metadata.NewHash(req.Exp.Sum.Type); err != nil {
 			return fmt.Errorf("%w: %v", ErrVerify, err)
 		}
 	}
@@ -783,23 +779,4 @@ func (fl *Filler) storeSpool(f *Fill, w cache.Writer) error {
 		}
 		off += n
 	}
-}
-
-// newHash returns a hash for a verified checksum type.
-func newHash(typ string) (hash.Hash, error) {
-	switch typ {
-	case "md5":
-		return md5.New(), nil
-	case "sha1", "sha":
-		return sha1.New(), nil
-	case "sha224":
-		return sha256.New224(), nil
-	case "sha256":
-		return sha256.New(), nil
-	case "sha384":
-		return sha512.New384(), nil
-	case "sha512":
-		return sha512.New(), nil
-	}
-	return nil, fmt.Errorf("unsupported checksum type %q", typ)
 }

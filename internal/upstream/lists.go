@@ -2,14 +2,10 @@ package upstream
 
 import (
 	"context"
-	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
+	"github.com/dnfproxy/dnfproxy/metadata"
 	"io"
 	"net/http"
 	"net/url"
@@ -386,8 +382,8 @@ func VerifyRepomd(body []byte, hashes []Hash) error {
 	for _, h := range hashes {
 		sum, ok := sums[h.Type]
 		if !ok {
-			hf := newHash(h.Type)
-			if hf == nil {
+			hf, err := metadata.NewHash(h.Type)
+			if err != nil {
 				continue
 			}
 			hf.Write(body)
@@ -408,22 +404,4 @@ func VerifyRepomd(body []byte, hashes []Hash) error {
 	}
 	sort.Strings(have)
 	return fmt.Errorf("%w: %d bytes (%s) match none of its %d hashes", ErrChecksum, len(body), strings.Join(have, ", "), len(hashes))
-}
-
-func newHash(typ string) hash.Hash {
-	switch typ {
-	case "md5":
-		return md5.New()
-	case "sha1":
-		return sha1.New()
-	case "sha224":
-		return sha256.New224()
-	case "sha256":
-		return sha256.New()
-	case "sha384":
-		return sha512.New384()
-	case "sha512":
-		return sha512.New()
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/dnfproxy/dnfproxy/metadata"
 	"io"
 	"net/http"
 	"os"
@@ -506,7 +507,7 @@ func TestParseLibrepoTestData(t *testing.T) {
 func TestVerifyRepomd(t *testing.T) {
 	body := []byte("<repomd/>\n")
 	// sha256 and md5 of body, computed by the standard tools' algorithms.
-	h := newHash("sha256")
+	h, _ := metadata.NewHash("sha256")
 	h.Write(body)
 	good := Hash{Type: "sha256", Value: strings.ToUpper(hexString(h.Sum(nil)))}
 	bad := Hash{Type: "sha512", Value: strings.Repeat("0", 128)}
