@@ -394,31 +394,7 @@ func (v *Views) elfRun(ctx context.Context, p *elfPlan) int {
 // elfRefresh rebuilds a slot's view after a pass, under a build key of its
 // own: a build that started before the pass ended must not be joined.
 func (v *Views) elfRefresh(s *slot) {
-	if v.baseCtx.Err() != nil {
-		return
-	}
-	e, ok := v.opt.Repos[s.repo]
-	if !ok {
-		return
-	}
-	v.bg.Go(func() {
-		ctx := v.baseCtx
-		g, _ := e.Repo.Generations(s.root)
-		if g == nil {
-			return
-		}
-		in, err := v.inputFor(ctx, e, s.root, g, s.view, true)
-		if err == nil {
-			if cur := s.current(); cur != nil && cur.Input == in.key {
-				return
-			}
-			_, err = v.buildAs(ctx, s, e, g, in, in.key+"|elf@"+time.Now().Format(time.RFC3339Nano))
-		}
-		if err != nil && ctx.Err() == nil {
-			v.opt.Log.Warn("rebuilding a view after the ELF symbol layer failed; the last good view stays in service",
-				"repo", s.repo, "root", s.root, "view", s.view, "err", err)
-		}
-	})
+	v.rebuildLater(s, "|elf@"+time.Now().Format(time.RFC3339Nano))
 }
 
 // elfPins adds the stored results the roots' current analyses use.

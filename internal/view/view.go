@@ -392,8 +392,14 @@ func (v *Views) Get(ctx context.Context, name, root, view string) (*Gen, string,
 }
 
 // kick rebuilds a slot's view in the background from the root's current
-// generation.
-func (v *Views) kick(s *slot) {
+// generation, joining a build of the same input that already runs.
+func (v *Views) kick(s *slot) { v.rebuildLater(s, "") }
+
+// rebuildLater builds a slot's view in the background unless it is up to
+// date (or its input failed less than failRetry ago). flight is added to
+// the singleflight key: a caller that must not join a build started
+// earlier (after an ELF pass) gives one of its own.
+func (v *Views) rebuildLater(s *slot, flight string) {
 	if v.baseCtx.Err() != nil {
 		return
 	}
@@ -416,7 +422,7 @@ func (v *Views) kick(s *slot) {
 			if skip {
 				return
 			}
-			_, err = v.build(ctx, s, e, g, in)
+			_, err = v.buildAs(ctx, s, e, g, in, in.key+flight)
 		}
 		if err != nil && ctx.Err() == nil {
 			v.opt.Log.Warn("building view failed; the last good view stays in service",
@@ -460,7 +466,7 @@ func (v *Views) inputFor(ctx context.Context, e Entry, root string, g *repo.Gene
 			if haveView {
 				// Do not hold a client for the reference: fetch it in the
 				// background; the view follows when it arrives.
-				go ref.Repo.Current(v.baseCtx, root)
+				v.bg.Go(func() { ref.Repo.Current(v.baseCtx, root) })
 				return input{}, errors.New("reference not fetched yet")
 			}
 			var err error
