@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -122,13 +120,9 @@ func serveMetadata(c *gin.Context, name string, mod time.Time, body []byte) {
 	http.ServeContent(c.Writer, c.Request, name, mod, bytes.NewReader(body))
 }
 
-// checksumNamed matches repodata file names that start with their
-// checksum: only those never change under the same name.
-var checksumNamed = regexp.MustCompile(`^[0-9a-f]{32,128}-`)
-
 // repodataPolicy is the client caching policy of a repodata file.
 func repodataPolicy(rel string) cachePolicy {
-	if checksumNamed.MatchString(path.Base(rel)) {
+	if repo.ChecksumNamed(rel) {
 		return immutable
 	}
 	return revalidate

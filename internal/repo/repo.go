@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -581,6 +582,11 @@ func (c closeBoth) Close() error {
 	}
 	return err
 }
+
+// ChecksumNamed reports whether a repodata file name starts with its
+// checksum (<hex>-<type>.<ext>): only such a name never changes bytes, so
+// only it may be retained across generations or cached as immutable.
+func ChecksumNamed(name string) bool { return checksumName.MatchString(path.Base(name)) }
 
 // checksumName matches a checksum-named repodata file: <hex>-<type>.<ext>.
 var checksumName = regexp.MustCompile(`^([0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{56}|[0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})-`)
