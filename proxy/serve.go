@@ -90,7 +90,7 @@ func (s *Server) serveRepomd(c *gin.Context, re *repoEntry, root string) error {
 		return err
 	}
 	c.Set(logResult, result)
-	serveMetadata(c, "repomd.xml", g.Created, g.Repomd)
+	serveMetadataSum(c, "repomd.xml", g.Created, g.Repomd, g.Sum())
 	return nil
 }
 
@@ -113,10 +113,16 @@ func (s *Server) serveSignature(c *gin.Context, re *repoEntry, rel, root string)
 // (repomd.xml, its signature, the signing key): never cached by clients
 // without revalidation, with an ETag of its content.
 func serveMetadata(c *gin.Context, name string, mod time.Time, body []byte) {
+	serveMetadataSum(c, name, mod, body, fmt.Sprintf("%x", sha256.Sum256(body)))
+}
+
+// serveMetadataSum is serveMetadata with the body's hex sha256 known
+// already (a repomd.xml's, computed once per generation or view).
+func serveMetadataSum(c *gin.Context, name string, mod time.Time, body []byte, sum string) {
 	h := c.Writer.Header()
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Content-Type", keys.ContentType(name))
-	h.Set("ETag", fmt.Sprintf(`"%x"`, sha256.Sum256(body)))
+	h.Set("ETag", `"`+sum+`"`)
 	http.ServeContent(c.Writer, c.Request, name, mod, bytes.NewReader(body))
 }
 
@@ -502,7 +508,7 @@ func (s *Server) serveView(c *gin.Context, re *repoEntry, v, rel, kind, root str
 	}
 	c.Set(logResult, result)
 	if kind == kindRepomd {
-		serveMetadata(c, "repomd.xml", vg.Created, vg.Repomd)
+		serveMetadataSum(c, "repomd.xml", vg.Created, vg.Repomd, vg.Sum())
 	} else {
 		serveMetadata(c, "repomd.xml.asc", vg.Created, vg.Signature)
 	}

@@ -86,6 +86,18 @@ type Gen struct {
 	Files     map[string]File `json:"files"`         // href → stored object
 	Created   time.Time       `json:"created"`
 	Counts    map[string]int  `json:"counts,omitempty"` // packages with findings, by class
+
+	sumOnce sync.Once
+	sum     string // hex sha256 of Repomd
+}
+
+// Sum is the hex sha256 of the view's repomd.xml, computed once.
+func (g *Gen) Sum() string {
+	g.sumOnce.Do(func() {
+		h := sha256.Sum256(g.Repomd)
+		g.sum = hex.EncodeToString(h[:])
+	})
+	return g.sum
 }
 
 // File is where a view's listed file is stored.
