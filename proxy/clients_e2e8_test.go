@@ -109,9 +109,9 @@ func TestE2E8_Metalink(t *testing.T) {
 	var doc atomic.Value
 	var asked atomic.Int64
 	ml := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// $root comes as "r/" today, though config documents it
-		// without slashes; either names the root.
-		if strings.Trim(r.URL.Query().Get("repo"), "/") != "r" {
+		// $root is the root's sub-path without slashes, as the
+		// configuration documents it.
+		if r.URL.Query().Get("repo") != "r" {
 			http.NotFound(w, r)
 			return
 		}

@@ -293,7 +293,9 @@ func (l *lists) candidates() [][]candidate {
 
 // fetch downloads and parses root's list.
 func (l *lists) fetch(ctx context.Context, root string) (*mirrorList, error) {
-	target := strings.ReplaceAll(l.tmpl, "$root", root)
+	// The documented form is the sub-path without slashes at either end
+	// ("9/BaseOS/x86_64/os"), whatever form the root is kept in here.
+	target := strings.ReplaceAll(l.tmpl, "$root", strings.Trim(root, "/"))
 	red := redact(target)
 	u, err := parseHTTPURL(target)
 	if err != nil {
