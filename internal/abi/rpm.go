@@ -46,6 +46,7 @@ const zstdMaxWindow = 256 << 20
 type rpmHeader struct {
 	ID         metadata.PackageID
 	Compressor string
+	SourceRPM  string // "foo-1.0-1.el9.src.rpm"; "" for a source package
 	// elfPaths lists the files whose rpm file class says ELF; nil when the
 	// header has no file classes (then every file is sniffed).
 	elfPaths map[string]bool
@@ -122,6 +123,7 @@ func walkRPM(ctx context.Context, r io.Reader, need func(*rpmHeader) bool, fn fu
 			Name: pkg.Name(), Arch: pkg.Architecture(), Version: pkg.Version(), Release: pkg.Release(),
 		},
 		Compressor: pkg.PayloadCompression(),
+		SourceRPM:  pkg.SourceRPM(),
 	}
 	if pkg.Epoch() != 0 {
 		h.ID.Epoch = strconv.Itoa(pkg.Epoch())
