@@ -530,35 +530,45 @@ func (v *Views) elfRun(ctx context.Context, p *elfPlan) int {
 				return nil
 			}
 			defer func() { <-v.elf.cpu }()
-			if _, err := a.ComparePair(ctx, pair.Old, pair.New, open); err != nil {
-				count()
-				fail(a.ResultKey(pair.Old, pair.New), pair.New.NEVRA(), err)
-				return nil
-			}
-			if v.deepOn(e) {
-				req := abi.DeepRequest{Old: pair.Old, New: pair.New}
-				if p.debug != nil {
-					so, err1 := a.SourceRPM(ctx, pair.Old, open)
-					sn, err2 := a.SourceRPM(ctx, pair.New, open)
-					if err := errors.Join(err1, err2); err != nil {
-						count()
-						fail(a.DeepResultKey(pair.Old, pair.New), pair.New.NEVRA()+" (abipkgdiff)", err)
-						return nil
-					}
-					req, _ = p.debug.Request(pair, so, sn)
-				}
-				if _, ok, _ := a.StoredDeepRequest(req); !ok {
-					if _, err := a.DeepCompare(ctx, v.elf.deep, req, open); err != nil {
-						count()
-						fail(a.DeepKey(req), pair.New.NEVRA()+" (abipkgdiff)", err)
-					}
-				}
-			}
+			lowPriority(func() { v.elfPair(ctx, p, e, a, pair, open, count, fail) })
 			return nil
 		})
 	}
 	g.Wait()
 	return failures
+}
+
+// elfPair compares one pair of a plan (and runs abipkgdiff on it when the
+// repo asks for it), calling count and fail for what fails.
+func (v *Views) elfPair(ctx context.Context, p *elfPlan, e Entry, a *abi.Analyzer, pair abi.Pair, open abi.Opener,
+	count func(), fail func(key, what string, err error)) {
+	if _, err := a.ComparePair(ctx, pair.Old, pair.New, open); err != nil {
+		count()
+		fail(a.ResultKey(pair.Old, pair.New), pair.New.NEVRA(), err)
+		return
+	}
+	if !v.deepOn(e) {
+		return
+	}
+	req := abi.DeepRequest{Old: pair.Old, New: pair.New}
+	if p.debug != nil {
+		// The source packages name the debuginfo packages.
+		so, err1 := a.SourceRPM(ctx, pair.Old, open)
+		sn, err2 := a.SourceRPM(ctx, pair.New, open)
+		if err := errors.Join(err1, err2); err != nil {
+			count()
+			fail(a.DeepResultKey(pair.Old, pair.New), pair.New.NEVRA()+" (abipkgdiff)", err)
+			return
+		}
+		req, _ = p.debug.Request(pair, so, sn)
+	}
+	if _, ok, _ := a.StoredDeepRequest(req); ok {
+		return
+	}
+	if _, err := a.DeepCompare(ctx, v.elf.deep, req, open); err != nil {
+		count()
+		fail(a.DeepKey(req), pair.New.NEVRA()+" (abipkgdiff)", err)
+	}
 }
 
 // elfRefresh rebuilds a slot's view after a pass, under a build key of its
