@@ -115,7 +115,7 @@ func walkStripped(r *bufio.Reader, h *rpmHeader, files *strippedFiles, fn func(h
 	}
 	for {
 		if err := p.pad(); err != nil {
-			return bad("%v", err)
+			return bad("no trailer: %v", err)
 		}
 		magic, err := p.full(len(strippedMagic))
 		if err != nil {
@@ -141,7 +141,7 @@ func walkStripped(r *bufio.Reader, h *rpmHeader, files *strippedFiles, fn func(h
 			if string(name[:nameSize-1]) != newcTrailer || size != 0 {
 				return bad("full entry %q in a stripped payload", name[:nameSize-1])
 			}
-			return p.pad()
+			return nil // what follows is read as the stream's end
 		default:
 			return bad("entry magic %q", magic)
 		}
@@ -154,7 +154,7 @@ func walkStripped(r *bufio.Reader, h *rpmHeader, files *strippedFiles, fn func(h
 			return bad("file index %q", idx)
 		}
 		if fx == 0xffffffff { // rpm reads it as -1: the end
-			return p.pad()
+			return nil
 		}
 		if fx >= uint64(len(files.paths)) {
 			return bad("file index %d of %d files", fx, len(files.paths))

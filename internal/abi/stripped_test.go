@@ -1,8 +1,12 @@
 package abi
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,4 +116,95 @@ func TestLargeFilePayload(t *testing.T) {
 	if !errors.Is(err, ErrBadPackage) {
 		t.Errorf("truncated package: err %v, want ErrBadPackage", err)
 	}
+}
+
+// strippedPayload writes a stripped payload: entries (file index, content)
+// then the trailer, padded as rpm pads them.
+func strippedPayload(entries ...any) []byte {
+	var b strings.Builder
+	pad := func() {
+		for b.Len()%4 != 0 {
+			b.WriteByte(0)
+		}
+	}
+	for i := 0; i+1 < len(entries); i += 2 {
+		pad()
+		b.WriteString(strippedMagic + fmt.Sprintf("%08x", entries[i].(int)))
+		pad()
+		b.WriteString(entries[i+1].(string))
+	}
+	pad()
+	b.WriteString("070701" + strings.Repeat("0", 8*6) + "00000000" + strings.Repeat("0", 8*4) + "0000000b" + "00000000" + newcTrailer + "\x00")
+	pad()
+	return []byte(b.String())
+}
+
+// testStripped is a header's view of four files: a regular file, a symlink
+// to it, and a hard-link pair whose content comes with the last link.
+func testStripped() *strippedFiles {
+	return &strippedFiles{
+		paths:   []string{"/a", "/l", "/h1", "/h2"},
+		modes:   []int64{0o100644, 0o120777, 0o100644, 0o100644},
+		sizes:   []int64{3, 1, 5, 5},
+		content: []bool{true, false, false, true},
+	}
+}
+
+func TestWalkStripped(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		want    string // "path=content ..." of the files given to fn
+		err     string
+	}{
+		{"all kinds", strippedPayload(0, "abc", 1, "a", 2, "", 3, "hello"), "/a=abc /h2=hello", ""},
+		{"empty archive", strippedPayload(), "", ""},
+		{"index out of range", strippedPayload(4, ""), "", "file index 4 of 4 files"},
+		{"cut in a file", strippedPayload(0, "abc")[:17], "/a=a", "/a: unexpected EOF"},
+		{"no trailer", []byte(strippedMagic + "00000000\x00\x00abc"), "/a=abc", "no trailer"},
+		{"full entry", []byte("070701" + strings.Repeat("0", 88) + "00000002" + "00000000" + "x\x00"), "", `full entry "x"`},
+		{"bad magic", []byte("0707Q1"), "", `entry magic "0707Q1"`},
+		{"bad index", []byte(strippedMagic + "0000000g"), "", `file index "0000000g"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			err := walkStripped(bufio.NewReader(bytes.NewReader(tc.payload)), &rpmHeader{}, testStripped(),
+				func(_ *rpmHeader, e payloadEntry, body io.Reader) error {
+					b, _ := io.ReadAll(body)
+					got = append(got, e.Path+"="+string(b))
+					return nil
+				})
+			if g := strings.Join(got, " "); g != tc.want {
+				t.Errorf("files %q, want %q", g, tc.want)
+			}
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatalf("err %v", err)
+			case tc.err != "" && (!errors.Is(err, ErrBadPackage) || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("err %v, want ErrBadPackage with %q", err, tc.err)
+			}
+		})
+	}
+}
+
+// FuzzWalkStripped: any payload bytes give files and nil, or an error
+// wrapping ErrBadPackage; never a panic, never more bytes than declared.
+func FuzzWalkStripped(f *testing.F) {
+	f.Add(strippedPayload(0, "abc", 1, "a", 2, "", 3, "hello"))
+	f.Add(strippedPayload(3, "hello"))
+	f.Add([]byte(strippedMagic + "ffffffff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		files := testStripped()
+		err := walkStripped(bufio.NewReader(bytes.NewReader(b)), &rpmHeader{}, files,
+			func(_ *rpmHeader, e payloadEntry, body io.Reader) error {
+				n, _ := io.Copy(io.Discard, body)
+				if n > e.Size {
+					t.Fatalf("%s: %d bytes, declared %d", e.Path, n, e.Size)
+				}
+				return nil
+			})
+		if err != nil && !errors.Is(err, ErrBadPackage) {
+			t.Fatalf("unexpected error kind: %v", err)
+		}
+	})
 }
