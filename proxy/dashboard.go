@@ -85,6 +85,35 @@ type divergenceSection struct {
 	Error string
 }
 
+// maxBreaksShown is how many kABI stablelist breaks a section names; the
+// JSON report has all of them.
+const maxBreaksShown = 12
+
+// stablelistBreaks is what the page says of a root's kABI stablelist
+// breaks.
+type stablelistBreaks struct {
+	Repo, Path, Reference string
+	Count                 int
+	Shown                 []string
+	More                  int
+}
+
+// Breaks returns the root's stablelist breaks (sorted, each once), or nil
+// when there are none.
+func (s divergenceSection) Breaks() *stablelistBreaks {
+	if len(s.StablelistBreaks) == 0 {
+		return nil
+	}
+	syms := slices.Clone(s.StablelistBreaks)
+	slices.Sort(syms)
+	syms = slices.Compact(syms)
+	b := &stablelistBreaks{Repo: s.Repo, Path: s.Path, Reference: s.Reference, Count: len(syms), Shown: syms}
+	if len(syms) > maxBreaksShown {
+		b.Shown, b.More = syms[:maxBreaksShown], len(syms)-maxBreaksShown
+	}
+	return b
+}
+
 // divergenceRow is one package of one root.
 type divergenceRow struct {
 	Repo, Root string

@@ -408,6 +408,42 @@ func TestDashboardDivergenceRows(t *testing.T) {
 	if strings.Contains(page, "no divergences known") {
 		t.Error(`"no divergences known" shown beside a divergence`)
 	}
+	if strings.Contains(page, "stablelist-breaks") {
+		t.Error("kABI stablelist breaks shown for a root without any")
+	}
+}
+
+// TestDashboardStablelistBreaks names a root's kABI stablelist breaks (the
+// report's stablelist_breaks) above the tables: each symbol once, the
+// first 12, and how many more.
+func TestDashboardStablelistBreaks(t *testing.T) {
+	many := []string{"zap", "printk"}
+	for i := range 14 {
+		many = append(many, fmt.Sprintf("sym%02d", i))
+	}
+	for _, tc := range []struct {
+		name   string
+		breaks []string
+		want   string
+	}{
+		{"one", []string{"printk", "printk"}, `<p class="bad stablelist-breaks" data-repo="alma">alma /9/os/: 1 kABI stablelist symbol changed CRC against rhel (third-party kernel modules built for it may not load): <code>printk</code></p>`},
+		{"two", []string{"printk", "kmalloc"}, `2 kABI stablelist symbols changed CRC against rhel (third-party kernel modules built for it may not load): <code>kmalloc</code>, <code>printk</code></p>`},
+		{"many", many, `16 kABI stablelist symbols changed CRC against rhel (third-party kernel modules built for it may not load): <code>printk</code>, <code>sym00</code>, <code>sym01</code>, <code>sym02</code>, <code>sym03</code>, <code>sym04</code>, <code>sym05</code>, <code>sym06</code>, <code>sym07</code>, <code>sym08</code>, <code>sym09</code>, <code>sym10</code> <span class="muted">and 4 more</span></p>`},
+		{"escaped", []string{"<b>x</b>"}, `<code>&lt;b&gt;x&lt;/b&gt;</code></p>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := dashboardData{Now: time.Now(), Sections: []divergenceSection{{Mode: "annotate",
+				Report: view.Report{Repo: "alma", Path: "9/os/", Reference: "rhel", StablelistBreaks: tc.breaks}}}}
+			d.build(nil)
+			var buf strings.Builder
+			if err := dashboardTmpl.Execute(&buf, d); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(buf.String(), tc.want) {
+				t.Errorf("no %q in:\n%s", tc.want, buf.String())
+			}
+		})
+	}
 }
 
 // TestDashboardRootHealth shows a failing root in red with its view's error.

@@ -420,9 +420,10 @@ func TestELFLayerStablelistBreaksReported(t *testing.T) {
 	refDir := newRepoDir(t, "el9", []string{corpusRPM(corpus, "ref-kernel"), corpusRPM(corpus, "ref-kabi")})
 	curDir := newRepoDir(t, "el9", []string{corpusRPM(corpus, "kernel-crc")})
 	refUp, curUp := newFakeUpstream(t, refDir), newFakeUpstream(t, curDir)
-	p := startProxy(t, elfRepos(refUp.URL(), curUp.URL()), func(c *config.Config) {
+	a := startAdmin(t, elfRepos(refUp.URL(), curUp.URL()), func(c *config.Config) {
 		c.Signing.KeyFile = "testdata/signing-key.asc"
 	})
+	p := a.testProxy
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		rep, err := p.srv.views.Report(context.Background(), "alma", "el9/", true)
@@ -441,6 +442,12 @@ func TestELFLayerStablelistBreaksReported(t *testing.T) {
 			}
 			if !slices.Contains(classes, "abi-changed") {
 				t.Fatalf("kernel-core classes %v, want abi-changed", classes)
+			}
+			// The dashboard names the break too.
+			status, _, body := a.do(t, "GET", "/", "Bearer "+testToken, nil)
+			want := `alma /el9/: 1 kABI stablelist symbol changed CRC against rhel (third-party kernel modules built for it may not load): <code>printk</code></p>`
+			if status != http.StatusOK || !strings.Contains(string(body), want) {
+				t.Fatalf("dashboard (%d) lacks %q:\n%s", status, want, body)
 			}
 			return
 		}

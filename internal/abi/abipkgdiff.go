@@ -195,22 +195,22 @@ func firstLines(s string, n int) string {
 }
 
 // DeepComparePair runs abipkgdiff on a pair (with the debuginfo packages of
-// each side, when given) and returns its findings. The RPMs are copied into
-// a temporary directory through open; results are stored like
-// ComparePair's, keyed by every package's checksum.
+// each side, when given) and returns its findings: DeepCompare of a
+// request.
 func (a *Analyzer) DeepComparePair(ctx context.Context, d *Abipkgdiff, old, nw PackageRef, oldDebug, newDebug []PackageRef, open Opener) ([]metadata.Finding, error) {
+	return a.DeepCompare(ctx, d, DeepRequest{Old: old, New: nw, OldDebug: oldDebug, NewDebug: newDebug}, open)
+}
+
+// DeepCompare runs abipkgdiff on a request's pair, passing its debuginfo
+// packages (--d1, --d2), and returns its findings. The RPMs are copied into
+// a temporary directory through open; the result is stored under DeepKey,
+// which names every package's checksum.
+func (a *Analyzer) DeepCompare(ctx context.Context, d *Abipkgdiff, r DeepRequest, open Opener) ([]metadata.Finding, error) {
+	old, nw, oldDebug, newDebug := r.Old, r.New, r.OldDebug, r.NewDebug
 	if old.Checksum.Value == "" || nw.Checksum.Value == "" {
 		return nil, fmt.Errorf("%w: %s or %s", ErrNoChecksum, old.NEVRA(), nw.NEVRA())
 	}
-	var key strings.Builder
-	key.WriteString("abipkgdiff/" + a.opts.Version + "/" + old.Checksum.String() + "/" + nw.Checksum.String())
-	for _, r := range oldDebug {
-		key.WriteString("/d1=" + r.Checksum.String())
-	}
-	for _, r := range newDebug {
-		key.WriteString("/d2=" + r.Checksum.String())
-	}
-	k := []byte(key.String())
+	k := []byte(a.DeepKey(r))
 	if fs, ok, err := a.load(k); err != nil || ok {
 		if ok {
 			a.reused.Add(1)

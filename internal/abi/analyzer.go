@@ -248,6 +248,9 @@ func (a *Analyzer) scan(ctx context.Context, ref PackageRef, open Opener) (*Pack
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", ref.NEVRA(), err)
 	}
+	if err := a.putSource(ref, p.SourceRPM); err != nil {
+		return nil, err
+	}
 	if key != nil {
 		b, err := json.Marshal(p)
 		if err != nil {

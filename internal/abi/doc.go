@@ -25,6 +25,11 @@
 // cpio entries and ELF contents from the network are untrusted and a bad one
 // is an error wrapping ErrBadPackage, never a panic. Nothing here touches the
 // network or the cache: callers hand in an open function. The optional deep
-// layer (Abipkgdiff, Analyzer.DeepComparePair) copies the RPMs it is given
-// into a temporary directory and runs libabigail's abipkgdiff on them.
+// layer (Abipkgdiff, Analyzer.DeepCompare) copies the RPMs it is given
+// into a temporary directory and runs libabigail's abipkgdiff on them, with
+// the debuginfo packages of each side that a DebugIndex finds by name
+// (<name>-debuginfo and <source>-debuginfo of the same EVR and arch; the
+// source from the RPM header, Analyzer.SourceRPM). Payloads are rpm's cpio
+// in both forms: "new ASCII" entries, and the stripped entries rpm >= 4.12
+// writes for packages with a file of 4 GiB or more.
 package abi

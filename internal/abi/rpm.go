@@ -46,6 +46,7 @@ const zstdMaxWindow = 256 << 20
 type rpmHeader struct {
 	ID         metadata.PackageID
 	Compressor string
+	SourceRPM  string // "foo-1.0-1.el9.src.rpm"; "" for a source package
 	// elfPaths lists the files whose rpm file class says ELF; nil when the
 	// header has no file classes (then every file is sniffed).
 	elfPaths map[string]bool
@@ -122,6 +123,7 @@ func walkRPM(ctx context.Context, r io.Reader, need func(*rpmHeader) bool, fn fu
 			Name: pkg.Name(), Arch: pkg.Architecture(), Version: pkg.Version(), Release: pkg.Release(),
 		},
 		Compressor: pkg.PayloadCompression(),
+		SourceRPM:  pkg.SourceRPM(),
 	}
 	if pkg.Epoch() != 0 {
 		h.ID.Epoch = strconv.Itoa(pkg.Epoch())
@@ -143,33 +145,48 @@ func walkRPM(ctx context.Context, r io.Reader, need func(*rpmHeader) bool, fn fu
 	}
 	defer dec.Close()
 	cr := &countingReader{r: dec}
-	arc := cpio.NewReader(cr)
+	pr := bufio.NewReaderSize(cr, 64<<10)
+	if magic, _ := pr.Peek(len(strippedMagic)); string(magic) == strippedMagic {
+		// rpm >= 4.12 writes this form when a file is 4 GiB or more.
+		var files *strippedFiles
+		if files, err = newStrippedFiles(pkg, h.files); err == nil {
+			err = walkStripped(pr, h, files, fn)
+		}
+	} else {
+		err = walkNewc(pr, h, fn)
+	}
+	if err == nil {
+		// Read the compressed stream to its end, so its checksums and
+		// footer are verified: a truncated package is an error even when
+		// the cpio trailer arrived.
+		if _, err = io.Copy(io.Discard, pr); err != nil {
+			err = fmt.Errorf("%w: payload end: %v", ErrBadPackage, err)
+		}
+	}
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return h, cr.n, err
+}
+
+// walkNewc reads a cpio payload of "new ASCII" entries (070701, 070702) to
+// its trailer, calling fn for every regular file with content.
+func walkNewc(r io.Reader, h *rpmHeader, fn func(h *rpmHeader, e payloadEntry, body io.Reader) error) error {
+	arc := cpio.NewReader(r)
 	for {
 		hdr, err := arc.Next()
 		if err == io.EOF {
-			// Read the compressed stream to its end, so its checksums and
-			// footer are verified: a truncated package is an error even
-			// when the cpio trailer arrived.
-			if _, err := io.Copy(io.Discard, cr); err != nil {
-				if ctx.Err() != nil {
-					return h, cr.n, ctx.Err()
-				}
-				return h, cr.n, fmt.Errorf("%w: payload end: %v", ErrBadPackage, err)
-			}
-			return h, cr.n, nil
+			return nil
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return h, cr.n, ctx.Err()
-			}
-			return h, cr.n, fmt.Errorf("%w: payload: %v", ErrBadPackage, err)
+			return fmt.Errorf("%w: payload: %v", ErrBadPackage, err)
 		}
 		if !hdr.Mode.IsRegular() || hdr.Size == 0 {
 			continue
 		}
 		name := "/" + strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
 		if err := fn(h, payloadEntry{Path: name, Mode: hdr.Mode, Size: hdr.Size}, arc); err != nil {
-			return h, cr.n, err
+			return err
 		}
 	}
 }

@@ -49,8 +49,11 @@ func (l Limits) withDefaults() Limits {
 
 // PackageABI is the exported interface of one RPM.
 type PackageABI struct {
-	ID        metadata.PackageID `json:"id"`
-	Libraries []*Library         `json:"libraries"` // sorted by Key
+	ID metadata.PackageID `json:"id"`
+	// SourceRPM is the header's source package ("foo-1.0-1.el9.src.rpm"),
+	// which names the build's main debuginfo package.
+	SourceRPM string     `json:"source_rpm,omitempty"`
+	Libraries []*Library `json:"libraries"` // sorted by Key
 	// Skipped are ELF files that were not analysed (over Limits.MaxELFSize).
 	Skipped []string `json:"skipped,omitempty"`
 	// Stablelist is the kABI stablelist the package ships, if any.
@@ -109,7 +112,7 @@ func ScanRPM(ctx context.Context, r io.Reader, lim Limits) (*PackageABI, error) 
 	if err != nil {
 		return nil, err
 	}
-	out.ID = h.ID
+	out.ID, out.SourceRPM = h.ID, h.SourceRPM
 	for _, l := range libs {
 		out.Libraries = append(out.Libraries, l)
 	}

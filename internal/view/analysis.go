@@ -67,7 +67,7 @@ func (v *Views) analysisFor(ctx context.Context, name string, e Entry, root stri
 			return nil, err
 		}
 		if an.elfPartial {
-			an.input = in.anHash + v.elfTag(e, "partial")
+			an.input = in.anHash + v.elfTag(e, root, "partial")
 			v.elfStart(an.elfPlan) // before the analysis is seen: inputs say "partial" from now
 		}
 		v.mu.Lock()
@@ -152,7 +152,7 @@ func (v *Views) analyse(ctx context.Context, e Entry, root string, g *repo.Gener
 	}
 	g.SetIndex(index)
 	if in.elf {
-		known, plan := v.elfKnown(e, root, in.base, in.refGen.Sum(), refDeps, curDeps, markers, stableTodo)
+		known, plan := v.elfKnown(ctx, e, root, in.base, in.refGen.Sum(), refDeps, curDeps, markers, stableTodo)
 		for _, p := range curDeps {
 			fs := known[p.Checksum.Value]
 			if len(fs) == 0 {

@@ -25,6 +25,7 @@ import (
 	"maps"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -82,6 +83,20 @@ type elfLayer struct {
 
 	mu    sync.Mutex
 	roots map[string]*elfRoot // anKey(repo, root)
+	// debug caches the debuginfo packages of a debuginfo repo's root
+	// (anKey(debug repo, root)) for the generation it was read from.
+	debug map[string]*debugList
+	// debugFetch: debuginfo roots being fetched in the background, and
+	// when a fetch last failed.
+	debugFetch  map[string]bool
+	debugFailed map[string]time.Time
+}
+
+// debugList is the debuginfo packages one generation of a debuginfo repo
+// lists.
+type debugList struct {
+	sum  string
+	pkgs []metadata.Package
 }
 
 // elfRoot is one repo root's pass and what the layer knows of it.
@@ -103,7 +118,8 @@ func (v *Views) deepOn(e Entry) bool { return e.Compat.ABIPkgDiff.Enabled && v.e
 
 func newELFLayer(opt Options) *elfLayer {
 	l := &elfLayer{analyzers: map[string]*abi.Analyzer{}, roots: map[string]*elfRoot{},
-		cpu: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))}
+		cpu:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1)),
+		debug: map[string]*debugList{}, debugFetch: map[string]bool{}, debugFailed: map[string]time.Time{}}
 	kv := storeKV{opt.Store}
 	deep := false
 	for name, e := range opt.Repos {
@@ -141,22 +157,139 @@ func (v *Views) elfStatus(e Entry, root, base, ref string) string {
 		return ""
 	}
 	v.elf.mu.Lock()
-	defer v.elf.mu.Unlock()
 	st := v.elf.roots[anKey(e.Repo.Name(), root)]
 	status := "done"
 	if st != nil && st.pending && st.base == base && st.ref == ref {
 		status = "partial"
 	}
-	return v.elfTag(e, status)
+	v.elf.mu.Unlock()
+	return v.elfTag(e, root, status)
 }
 
-// elfTag is the ELF layer's part of an analysis input with a status.
-func (v *Views) elfTag(e Entry, status string) string {
+// elfTag is the ELF layer's part of an analysis input with a status. With
+// debuginfo repos it names their generations at the root, so a new
+// debuginfo generation (or a first one) is a new analysis.
+func (v *Views) elfTag(e Entry, root, status string) string {
 	deep := ""
 	if v.deepOn(e) {
 		deep = "+abipkgdiff"
+		if v.debugOn(e) {
+			deep += "+debuginfo=" + v.debugGens(e, root)
+		}
 	}
 	return "|elf:" + abi.Version + deep + ":" + status
+}
+
+// debugOn says whether a repo gives abipkgdiff debuginfo packages.
+func (v *Views) debugOn(e Entry) bool {
+	return v.deepOn(e) && len(e.Compat.ABIPkgDiff.Debuginfo) > 0
+}
+
+// debugGens returns the generations of a repo's debuginfo repos at a root
+// ("-" for one holding none yet) and starts fetching those that hold none.
+// It never waits for upstream: past its TTL a generation is revalidated in
+// the background, as for clients.
+func (v *Views) debugGens(e Entry, root string) string {
+	sums := make([]string, 0, len(e.Compat.ABIPkgDiff.Debuginfo))
+	for _, name := range e.Compat.ABIPkgDiff.Debuginfo {
+		d, ok := v.opt.Repos[name]
+		if !ok {
+			sums = append(sums, "?")
+			continue
+		}
+		cur, _ := d.Repo.Generations(root)
+		if cur == nil {
+			v.debugFetchLater(name, root)
+			sums = append(sums, "-")
+			continue
+		}
+		if time.Since(cur.Fetched) >= d.Repo.TTL() {
+			d.Repo.Current(v.baseCtx, root) // returns at once; revalidates in the background
+		}
+		sums = append(sums, cur.Sum())
+	}
+	return strings.Join(sums, ",")
+}
+
+// debugFetchLater fetches a debuginfo repo's root in the background (once
+// at a time, and not again within elfRetry of a failure); when it arrives
+// the views of the repos using it are rebuilt.
+func (v *Views) debugFetchLater(name, root string) {
+	k := anKey(name, root)
+	v.elf.mu.Lock()
+	if v.elf.debugFetch[k] || time.Since(v.elf.debugFailed[k]) < elfRetry || v.baseCtx.Err() != nil {
+		v.elf.mu.Unlock()
+		return
+	}
+	v.elf.debugFetch[k] = true
+	v.elf.mu.Unlock()
+	v.bg.Go(func() {
+		_, _, err := v.opt.Repos[name].Repo.Current(v.baseCtx, root)
+		v.elf.mu.Lock()
+		delete(v.elf.debugFetch, k)
+		if err != nil {
+			v.elf.debugFailed[k] = time.Now()
+		}
+		v.elf.mu.Unlock()
+		if err != nil {
+			if v.baseCtx.Err() == nil {
+				v.opt.Log.Warn("debuginfo repo unavailable; abipkgdiff runs without its packages",
+					"repo", name, "root", root, "err", err)
+			}
+			return
+		}
+		for _, s := range v.slotList() {
+			if s.root == root && slices.Contains(v.opt.Repos[s.repo].Compat.ABIPkgDiff.Debuginfo, name) && v.debugOn(v.opt.Repos[s.repo]) {
+				v.elfRefresh(s)
+			}
+		}
+	})
+}
+
+// debugIndex returns the debuginfo packages the debuginfo repos of a
+// repo hold at a root now (nil without debuginfo repos). Each
+// generation's primary.xml is read once.
+func (v *Views) debugIndex(ctx context.Context, e Entry, root string) *abi.DebugIndex {
+	if !v.debugOn(e) {
+		return nil
+	}
+	x := abi.NewDebugIndex(e.Compat.ABIPkgDiff.Debuginfo)
+	for _, name := range e.Compat.ABIPkgDiff.Debuginfo {
+		d, ok := v.opt.Repos[name]
+		if !ok {
+			continue
+		}
+		cur, _ := d.Repo.Generations(root)
+		if cur == nil {
+			continue
+		}
+		k := anKey(name, root)
+		v.elf.mu.Lock()
+		list := v.elf.debug[k]
+		v.elf.mu.Unlock()
+		if list == nil || list.sum != cur.Sum() {
+			var pkgs []metadata.Package
+			err := scanDeps(ctx, v.opt.Limits, d.Repo, root, cur, func(p *metadata.PackageDeps) error {
+				if abi.IsDebuginfo(p.Name) {
+					pkgs = append(pkgs, p.Package)
+				}
+				return nil
+			})
+			if err != nil {
+				v.opt.Log.Warn("reading a debuginfo repo failed; abipkgdiff runs without its packages",
+					"repo", name, "root", root, "err", err)
+				continue
+			}
+			list = &debugList{sum: cur.Sum(), pkgs: pkgs}
+			v.elf.mu.Lock()
+			v.elf.debug[k] = list
+			v.elf.mu.Unlock()
+		}
+		for _, p := range list.pkgs {
+			x.Add(name, p)
+		}
+	}
+	return x
 }
 
 // elfPending says whether a pass for the root's generations runs.
@@ -219,19 +352,23 @@ type elfPlan struct {
 	name, root, base, ref string
 	pairs                 []abi.Pair
 	stable                *abi.PackageRef // the stablelists package, when not read yet
+	debug                 *abi.DebugIndex // debuginfo packages for abipkgdiff; nil: none configured
 }
 
 // elfKnown returns the stored ELF (and abipkgdiff) findings of the pairs
 // of a generation, by the new package's checksum, and the plan of what is
 // not known yet (nil when nothing is missing). It records the result keys
 // as the root's pins.
-func (v *Views) elfKnown(e Entry, root, base, ref string, refDeps, curDeps []metadata.PackageDeps, markers *metadata.VendorMarkers, stable *abi.PackageRef) (map[string][]metadata.Finding, *elfPlan) {
+func (v *Views) elfKnown(ctx context.Context, e Entry, root, base, ref string, refDeps, curDeps []metadata.PackageDeps, markers *metadata.VendorMarkers, stable *abi.PackageRef) (map[string][]metadata.Finding, *elfPlan) {
 	name := e.Repo.Name()
 	a := v.elf.analyzers[name]
 	deep := v.deepOn(e)
 	pairs := abi.Pairs(refDeps, curDeps, markers)
 	known := map[string][]metadata.Finding{}
 	plan := &elfPlan{name: name, root: root, base: base, ref: ref, stable: stable}
+	if deep {
+		plan.debug = v.debugIndex(ctx, e, root)
+	}
 	pins := make([]string, 0, len(pairs))
 	v.elf.mu.Lock()
 	failed := maps.Clone(v.elf.root(name, root).failed) // the pass writes the original
@@ -246,9 +383,25 @@ func (v *Views) elfKnown(e Entry, root, base, ref string, refDeps, curDeps []met
 		}
 		if deep {
 			dk := a.DeepResultKey(p.Old, p.New)
+			req, miss, ready := abi.DeepRequest{Old: p.Old, New: p.New}, abi.MissingDebuginfo{}, true
+			if plan.debug != nil {
+				// The debuginfo packages are chosen by the source
+				// package, which the pair's headers name once read.
+				so, ok1, _ := a.StoredSourceRPM(p.Old)
+				sn, ok2, _ := a.StoredSourceRPM(p.New)
+				pins = append(pins, keys.ABIKey(a.SourceKey(p.Old)), keys.ABIKey(a.SourceKey(p.New)))
+				if ready = ok1 && ok2; ready {
+					req, miss = plan.debug.Request(p, so, sn)
+					dk = a.DeepKey(req)
+				}
+			}
 			pins = append(pins, keys.ABIKey(dk))
-			dfs, dok, _ := a.StoredDeep(p.Old, p.New)
-			fs = append(fs, dfs...)
+			dok := false
+			if ready {
+				var dfs []metadata.Finding
+				dfs, dok, _ = a.StoredDeepRequest(req)
+				fs = append(fs, miss.Annotate(dfs)...)
+			}
 			ok = ok && (dok || settled(dk))
 		}
 		known[p.New.Checksum.Value] = append(known[p.New.Checksum.Value], fs...)
@@ -355,8 +508,14 @@ func (v *Views) elfRun(ctx context.Context, p *elfPlan) int {
 		}
 		open := func(ctx context.Context, r abi.PackageRef) (io.ReadCloser, error) {
 			src := e.Repo
-			if r == pair.Old {
+			switch {
+			case r == pair.Old:
 				src = refRepo
+			case r == pair.New:
+			case p.debug != nil:
+				if name, ok := p.debug.RepoOf(r); ok {
+					src = v.opt.Repos[name].Repo
+				}
 			}
 			obj, err := src.OpenPackage(ctx, p.root+r.Href, r.Checksum)
 			if err != nil {
@@ -371,24 +530,45 @@ func (v *Views) elfRun(ctx context.Context, p *elfPlan) int {
 				return nil
 			}
 			defer func() { <-v.elf.cpu }()
-			if _, err := a.ComparePair(ctx, pair.Old, pair.New, open); err != nil {
-				count()
-				fail(a.ResultKey(pair.Old, pair.New), pair.New.NEVRA(), err)
-				return nil
-			}
-			if v.deepOn(e) {
-				if _, ok, _ := a.StoredDeep(pair.Old, pair.New); !ok {
-					if _, err := a.DeepComparePair(ctx, v.elf.deep, pair.Old, pair.New, nil, nil, open); err != nil {
-						count()
-						fail(a.DeepResultKey(pair.Old, pair.New), pair.New.NEVRA()+" (abipkgdiff)", err)
-					}
-				}
-			}
+			lowPriority(func() { v.elfPair(ctx, p, e, a, pair, open, count, fail) })
 			return nil
 		})
 	}
 	g.Wait()
 	return failures
+}
+
+// elfPair compares one pair of a plan (and runs abipkgdiff on it when the
+// repo asks for it), calling count and fail for what fails.
+func (v *Views) elfPair(ctx context.Context, p *elfPlan, e Entry, a *abi.Analyzer, pair abi.Pair, open abi.Opener,
+	count func(), fail func(key, what string, err error)) {
+	if _, err := a.ComparePair(ctx, pair.Old, pair.New, open); err != nil {
+		count()
+		fail(a.ResultKey(pair.Old, pair.New), pair.New.NEVRA(), err)
+		return
+	}
+	if !v.deepOn(e) {
+		return
+	}
+	req := abi.DeepRequest{Old: pair.Old, New: pair.New}
+	if p.debug != nil {
+		// The source packages name the debuginfo packages.
+		so, err1 := a.SourceRPM(ctx, pair.Old, open)
+		sn, err2 := a.SourceRPM(ctx, pair.New, open)
+		if err := errors.Join(err1, err2); err != nil {
+			count()
+			fail(a.DeepResultKey(pair.Old, pair.New), pair.New.NEVRA()+" (abipkgdiff)", err)
+			return
+		}
+		req, _ = p.debug.Request(pair, so, sn)
+	}
+	if _, ok, _ := a.StoredDeepRequest(req); ok {
+		return
+	}
+	if _, err := a.DeepCompare(ctx, v.elf.deep, req, open); err != nil {
+		count()
+		fail(a.DeepKey(req), pair.New.NEVRA()+" (abipkgdiff)", err)
+	}
 }
 
 // elfRefresh rebuilds a slot's view after a pass, under a build key of its

@@ -1,0 +1,92 @@
+package proxy
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dnfproxy/dnfproxy/internal/testenv"
+	"github.com/dnfproxy/dnfproxy/internal/view"
+)
+
+// TestELFLayerAbipkgdiffDebuginfo runs the deep layer with a debuginfo repo
+// (compat.abipkgdiff.debuginfo), real abipkgdiff and libabigail's libICE
+// pair (el6 → el7). libICE's struct _IceConn changed; only DWARF shows it.
+//   - The debuginfo repo first holds no libICE debuginfo: the finding has
+//     abipkgdiff's symbol-level report, no struct _IceConn, and a line
+//     naming the debuginfo packages looked for on both sides.
+//   - The repo then publishes both libICE-debuginfo packages: after its
+//     refresh the stored result without debuginfo is not reused; abipkgdiff
+//     runs again with --d1/--d2 and the finding names struct _IceConn.
+//
+// The debuginfo RPMs come through the cache (upstream serves each once).
+func TestELFLayerAbipkgdiffDebuginfo(t *testing.T) {
+	testenv.RequireTool(t, "abipkgdiff")
+	dir, _ := libabigailPairs(t)
+	rpm := func(name string) string { return filepath.Join(dir, name) }
+	const (
+		nevra  = "libICE-1.0.9-2.el7.x86_64"
+		debug1 = "libICE-debuginfo-1.0.6-1.el6.x86_64"
+		debug2 = "libICE-debuginfo-1.0.9-2.el7.x86_64"
+	)
+	refDir := newRepoDir(t, "el9", []string{rpm("libICE-1.0.6-1.el6.x86_64.rpm")})
+	curDir := newRepoDir(t, "el9", []string{rpm("libICE-1.0.9-2.el7.x86_64.rpm")})
+	// An unrelated debuginfo package: the repo is not empty, only lacks
+	// libICE's.
+	debugDir := newRepoDir(t, "el9", []string{rpm("libcdio-debuginfo-0.94-1.fc26.x86_64.rpm")})
+	refUp, curUp, debugUp := newFakeUpstream(t, refDir), newFakeUpstream(t, curDir), newFakeUpstream(t, debugDir)
+	repos := elfRepos(refUp.URL(), curUp.URL())
+	repos = append(repos, testRepo("debug", debugUp.URL(), time.Hour))
+	repos[1].Compat.ABIPkgDiff.Enabled = true
+	repos[1].Compat.ABIPkgDiff.Debuginfo = []string{"debug"}
+	p := startProxy(t, repos, nil)
+
+	reasons := func(m map[string]view.DivergentPackage) string { return strings.Join(m[nevra].Reasons, "\n") }
+	without := "abipkgdiff ran without debuginfo for the reference side (no " + debug1 + ") and this side (no " + debug2 + ") in debug"
+	got := reasons(waitReport(t, p, "el9/", func(m map[string]view.DivergentPackage) bool {
+		return strings.Contains(reasons(m), without)
+	}))
+	for _, want := range []string{"in6addr_any", "abipkgdiff reports"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("without debuginfo: reasons lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "struct _IceConn") {
+		t.Errorf("without debuginfo the type change is visible?\n%s", got)
+	}
+	before := p.srv.views.ELFStats()
+
+	testenv.UpdateRepo(t, filepath.Join(debugDir, "el9"), rpm(debug1+".rpm"), rpm(debug2+".rpm"))
+	if _, err := p.srv.repos["debug"].gens.Refresh(context.Background(), "el9/"); err != nil {
+		t.Fatal(err)
+	}
+	got = reasons(waitReport(t, p, "el9/", func(m map[string]view.DivergentPackage) bool {
+		return strings.Contains(reasons(m), "struct _IceConn")
+	}))
+	if strings.Contains(got, "without debuginfo") {
+		t.Errorf("with debuginfo the finding still says it ran without:\n%s", got)
+	}
+	if !strings.Contains(got, "in6addr_any") {
+		t.Errorf("with debuginfo: reasons lack in6addr_any:\n%s", got)
+	}
+	after := p.srv.views.ELFStats()
+	if n := after.Analysed - before.Analysed; n != 1 {
+		t.Errorf("with debuginfo: %d comparisons run, want 1 (abipkgdiff again; the symbol result reused)", n)
+	}
+	for _, f := range []string{debug1, debug2} {
+		if n := debugUp.Hits("/el9/Packages/" + f + ".rpm"); n != 1 {
+			t.Errorf("%s fetched %d times from upstream, want 1 (through the cache)", f, n)
+		}
+	}
+	t.Logf("with debuginfo:\n%s", firstN(got, 12))
+}
+
+func firstN(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}
