@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -51,6 +52,7 @@ func trustedProxies(cfg config.Config) []string {
 // any) to a status: the one place errors become HTTP answers.
 func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
+	c.Writer = newClientWriter(c.Writer)
 	defer func() {
 		// An aborted transfer (http.ErrAbortHandler) is logged too, then
 		// handed on to net/http, which drops the connection.
@@ -226,3 +228,46 @@ func (s *Server) passThrough(c *gin.Context, re *repoEntry, rel string) error {
 	}
 	return nil
 }
+
+// clientWriter is the gin.ResponseWriter of every client request. Beyond
+// gin's, it is an io.ReaderFrom: a file section (an *os.File under an
+// io.LimitedReader, as fill.Fill.CopyTo hands over its spool) goes to the
+// net/http response beneath the deadline writer, which sends it with
+// sendfile on a TCP connection; the bytes sent that way count in Size, so
+// the access log and the metrics see them.
+type clientWriter struct {
+	gin.ResponseWriter
+	base io.ReaderFrom // the writer under gin's, nil when it has no ReadFrom
+	sent int           // body bytes sent through base
+}
+
+func newClientWriter(w gin.ResponseWriter) *clientWriter {
+	cw := &clientWriter{ResponseWriter: w}
+	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+		cw.base, _ = u.Unwrap().(io.ReaderFrom)
+	}
+	return cw
+}
+
+func (w *clientWriter) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok && w.base != nil {
+		if _, ok := lr.R.(*os.File); ok {
+			w.ResponseWriter.WriteHeaderNow()
+			n, err := w.base.ReadFrom(r)
+			w.sent += int(n)
+			return n, err
+		}
+	}
+	return io.Copy(writerOnly{w}, r)
+}
+
+// Size is gin's count of the body bytes plus those sent by ReadFrom.
+func (w *clientWriter) Size() int {
+	if w.sent == 0 {
+		return w.ResponseWriter.Size()
+	}
+	return max(w.ResponseWriter.Size(), 0) + w.sent
+}
+
+// Unwrap gives http.ResponseController the writer beneath.
+func (w *clientWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

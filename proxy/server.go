@@ -12,6 +12,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -243,6 +244,36 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 }
 
 func (d *deadlineWriter) Flush() { _ = d.rc.Flush() }
+
+// clientSection bounds the bytes one write deadline covers in ReadFrom.
+const clientSection = 1 << 20
+
+// ReadFrom hands net/http's response, whose ReadFrom sends an *os.File
+// under an io.LimitedReader with sendfile on a TCP connection, such a
+// reader in sections of at most clientSection bytes, each under a fresh
+// write deadline. Any other reader is copied through Write.
+func (d *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
+	rf, ok := d.ResponseWriter.(io.ReaderFrom)
+	lr, limited := r.(*io.LimitedReader)
+	if !ok || !limited {
+		return io.Copy(writerOnly{d}, r)
+	}
+	var n int64
+	for lr.N > 0 {
+		want := min(lr.N, clientSection)
+		_ = d.rc.SetWriteDeadline(time.Now().Add(d.stall))
+		m, err := rf.ReadFrom(&io.LimitedReader{R: lr.R, N: want})
+		n += m
+		lr.N -= m
+		if err != nil || m < want { // an error, or the end of the reader
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// writerOnly hides a writer's ReadFrom from io.Copy.
+type writerOnly struct{ io.Writer }
 
 func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
