@@ -205,6 +205,8 @@ type Badger struct {
 
 	touchMu sync.Mutex
 	touches map[string]touch // accesses not yet written (noteAccess)
+
+	manifests manifestCache // decoded manifests for Get
 }
 
 var (
@@ -325,6 +327,7 @@ func OpenBadger(dir string, opt BadgerOptions) (*Badger, error) {
 		leases:      map[uint64]int{},
 		retired:     map[uint64]*manifest{},
 		verified:    map[uint64]struct{}{},
+		manifests:   manifestCache{m: map[string]*manifest{}},
 	}
 	if err := b.recover(); err != nil {
 		db.Close()
@@ -590,13 +593,23 @@ func (b *Badger) Get(ctx context.Context, key string) (Object, error) {
 		return nil, err
 	}
 	defer done()
+	now := time.Now()
 	b.leaseMu.Lock()
-	var m *manifest
-	err = b.db.View(func(txn *badger.Txn) error {
-		var err error
-		m, err = getManifest(txn, key)
-		return err
-	})
+	m, touched, gen := b.manifests.get(key, now, b.opt.AccessedGranularity)
+	if m == nil {
+		err = b.db.View(func(txn *badger.Txn) error {
+			var err error
+			m, err = getManifest(txn, key)
+			return err
+		})
+		if err == nil {
+			touched = now.Sub(m.Accessed) >= b.opt.AccessedGranularity
+			if touched {
+				m.Accessed = now
+			}
+			b.manifests.put(key, m, gen)
+		}
+	}
 	if err == nil {
 		b.leases[m.ID]++
 	}
@@ -604,12 +617,68 @@ func (b *Badger) Get(ctx context.Context, key string) (Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: get %q: %w", key, wrapErr(err))
 	}
-	now := time.Now()
-	if now.Sub(m.Accessed) >= b.opt.AccessedGranularity {
+	if touched {
 		b.noteAccess(key, m.ID, now)
-		m.Accessed = now
 	}
 	return &badgerObject{b: b, key: key, m: *m, cur: -1, trusted: b.isVerified(m.ID)}, nil
+}
+
+// manifestCache keeps the decoded manifests of the objects Get found, so
+// that a hit costs no badger transaction and no JSON decoding. Every
+// change of a manifest forgets its key right after its transaction
+// commits (before the lease check of a Delete or Commit, so that Get's
+// lease, taken under leaseMu with the lookup, is seen as before); a
+// manifest read from badger is kept only if nothing was forgotten since
+// the lookup that missed, so a stale read never enters. Bounded: when
+// full it starts over.
+type manifestCache struct {
+	mu  sync.Mutex
+	gen uint64 // forgets so far
+	m   map[string]*manifest
+}
+
+// maxManifests bounds manifestCache (a manifest is ~300 bytes plus 4 per chunk).
+const maxManifests = 1 << 14
+
+// get returns a copy of key's manifest, or nil, and the generation to
+// hand put after a miss. A due access time is set in the cached copy at
+// once (touched), so that one Get per granularity period notes it.
+func (c *manifestCache) get(key string, now time.Time, gran time.Duration) (m *manifest, touched bool, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cm, ok := c.m[key]
+	if !ok {
+		return nil, false, c.gen
+	}
+	if now.Sub(cm.Accessed) >= gran {
+		cm.Accessed, touched = now, true
+	}
+	cp := *cm
+	return &cp, touched, c.gen
+}
+
+// put keeps a copy of m unless a key was forgotten since gen.
+func (c *manifestCache) put(key string, m *manifest, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	if len(c.m) >= maxManifests {
+		clear(c.m)
+	}
+	cp := *m
+	c.m[key] = &cp
+}
+
+// forget drops keys, whose manifests changed or went.
+func (c *manifestCache) forget(keys ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, k := range keys {
+		delete(c.m, k)
+	}
 }
 
 // maxVerified bounds Badger.verified (about 3 MiB).
@@ -762,6 +831,7 @@ func (b *Badger) writeTouches() {
 			}
 			return nil
 		})
+		b.manifests.forget(keys[:n]...)
 		keys = keys[n:]
 	}
 }
@@ -783,6 +853,7 @@ func (b *Badger) UpdateMeta(ctx context.Context, key string, fn func(*Meta)) err
 		m.Meta = meta
 		return putManifest(txn, key, m)
 	})
+	b.manifests.forget(key)
 	if err != nil {
 		return fmt.Errorf("cache: update meta of %q: %w", key, wrapErr(err))
 	}
@@ -810,6 +881,7 @@ func (b *Badger) Delete(ctx context.Context, key string) error {
 		old = m
 		return txn.Delete(manifestKey(key))
 	})
+	b.manifests.forget(key)
 	if err != nil {
 		return fmt.Errorf("cache: delete %q: %w", key, wrapErr(err))
 	}
@@ -840,6 +912,7 @@ func (b *Badger) dropDamaged(key string, id uint64) {
 		old = m
 		return txn.Delete(manifestKey(key))
 	})
+	b.manifests.forget(key)
 	if err == nil && old != nil {
 		err = b.retire(old)
 	}
@@ -1058,6 +1131,7 @@ func (w *badgerWriter) Commit(ctx context.Context) error {
 		}
 		return putManifest(txn, w.key, m)
 	})
+	w.b.manifests.forget(w.key)
 	if err != nil {
 		w.err = fmt.Errorf("cache: commit %q: %w", w.key, wrapErr(err))
 		return w.err
