@@ -207,6 +207,7 @@ type Badger struct {
 	touches map[string]touch // accesses not yet written (noteAccess)
 
 	manifests manifestCache // decoded manifests for Get
+	small     smallCache    // checked bytes of small objects
 }
 
 var (
@@ -328,6 +329,7 @@ func OpenBadger(dir string, opt BadgerOptions) (*Badger, error) {
 		retired:     map[uint64]*manifest{},
 		verified:    map[uint64]struct{}{},
 		manifests:   manifestCache{m: map[string]*manifest{}},
+		small:       smallCache{m: map[uint64][]byte{}},
 	}
 	if err := b.recover(); err != nil {
 		db.Close()
@@ -764,6 +766,7 @@ func (b *Badger) reap(m *manifest) {
 
 // deleteChunks deletes all of m's chunks. The caller holds beginWrite.
 func (b *Badger) deleteChunks(m *manifest) error {
+	b.small.drop(m.ID)
 	b.setVerified(m.ID, false)
 	b.garbage.Add(max(m.Size, 1))
 	return b.deleteRange(m.ID, 0, m.Chunks)
@@ -1192,6 +1195,12 @@ func (o *badgerObject) chunk(n int64) ([]byte, error) {
 	if n == o.cur {
 		return o.buf, nil
 	}
+	small := o.m.Chunks == 1 && o.m.Size <= maxSmallObject
+	if small {
+		if v, ok := o.b.small.get(o.m.ID); ok {
+			return v, nil
+		}
+	}
 	o.cur = -1
 	want := o.m.chunkLen(n)
 	if cap(o.buf) < want {
@@ -1217,6 +1226,9 @@ func (o *badgerObject) chunk(n int64) ([]byte, error) {
 				if o.inOrder++; o.inOrder == int64(o.m.Chunks) {
 					o.b.setVerified(o.m.ID, true)
 				}
+			}
+			if small && !o.b.noVerify && !o.b.noTrust {
+				o.b.small.put(o.m.ID, o.buf)
 			}
 			return o.buf, nil
 		}
@@ -1371,6 +1383,53 @@ func (o *badgerObject) Close() error {
 	o.buf, o.cur = nil, -1
 	o.b.release(o.m.ID)
 	return nil
+}
+
+// smallCache keeps a copy of the checked bytes of small objects (one
+// chunk of at most maxSmallObject bytes), by write id, so that a hit of a
+// small object costs no badger transaction and no copy out of the value
+// log. A write id's bytes never change, so an entry is never stale; the
+// entries of objects deleted or replaced go when their chunks are deleted.
+// Bounded by maxSmallBytes: when full it starts over.
+type smallCache struct {
+	mu    sync.Mutex
+	m     map[uint64][]byte
+	bytes int
+}
+
+const (
+	maxSmallObject = 64 << 10
+	maxSmallBytes  = 8 << 20
+)
+
+func (c *smallCache) get(id uint64) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[id]
+	return v, ok
+}
+
+// put keeps a copy of v, the checked bytes of object id.
+func (c *smallCache) put(id uint64, v []byte) {
+	cp := bytes.Clone(v)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[id]; ok {
+		return
+	}
+	if c.bytes+len(cp) > maxSmallBytes {
+		clear(c.m)
+		c.bytes = 0
+	}
+	c.m[id] = cp
+	c.bytes += len(cp)
+}
+
+func (c *smallCache) drop(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bytes -= len(c.m[id])
+	delete(c.m, id)
 }
 
 // bufPool keeps chunk buffers for writers and Objects, in size classes

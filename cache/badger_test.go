@@ -582,8 +582,20 @@ func TestBadgerTrustAfterWholeRead(t *testing.T) {
 // next Get, and concurrent replacements never give a reader a manifest
 // that no longer matches the object's chunks.
 func TestBadgerGetAfterChange(t *testing.T) {
+	for _, sz := range []struct {
+		name   string
+		n1, n2 int
+	}{
+		{"several chunks", 3*cachetest.ChunkSize + 5, cachetest.ChunkSize + 1},
+		{"small objects", 100, 5000}, // one chunk each: their bytes are kept in memory too
+	} {
+		t.Run(sz.name, func(t *testing.T) { testGetAfterChange(t, sz.n1, sz.n2) })
+	}
+}
+
+func testGetAfterChange(t *testing.T, n1, n2 int) {
 	ctx := context.Background()
-	v1, v2 := cachetest.Bytes(1, 3*cachetest.ChunkSize+5), cachetest.Bytes(2, cachetest.ChunkSize+1)
+	v1, v2 := cachetest.Bytes(1, n1), cachetest.Bytes(2, n2)
 	tests := []struct {
 		name     string
 		change   func(t *testing.T, s *cache.Badger)
@@ -636,7 +648,7 @@ func TestBadgerGetAfterChange(t *testing.T) {
 		defer s.Close()
 		versions := make([][]byte, 20)
 		for i := range versions {
-			versions[i] = cachetest.Bytes(uint64(100+i), cachetest.ChunkSize*(1+i%3)+i)
+			versions[i] = cachetest.Bytes(uint64(100+i), n1*(1+i%3)/3+i)
 		}
 		cachetest.Put(t, s, "k", cache.Meta{ETag: "0"}, versions[0], 0)
 		stop := make(chan struct{})
@@ -683,4 +695,41 @@ func TestBadgerGetAfterChange(t *testing.T) {
 			cachetest.Equal(t, "last version", got, versions[last])
 		}
 	})
+}
+
+// TestBadgerSmallCacheForgetsDeleted: the in-memory bytes of a small
+// object go with its chunks, at once or at the last Close of a reader.
+func TestBadgerSmallCacheForgetsDeleted(t *testing.T) {
+	ctx := context.Background()
+	s := openBadger(t, t.TempDir(), testOptions())
+	defer s.Close()
+	cachetest.Put(t, s, "a", cache.Meta{}, []byte("small a"), 0)
+	cachetest.Put(t, s, "b", cache.Meta{}, []byte("small b"), 0)
+	cachetest.ReadAll(t, s, "a")
+	cachetest.ReadAll(t, s, "b")
+	if n := s.SmallCached(); n != 2 {
+		t.Fatalf("%d small objects kept after reading two, want 2", n)
+	}
+	if err := s.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.SmallCached(); n != 1 {
+		t.Errorf("%d small objects kept after deleting one of two, want 1", n)
+	}
+	o, err := s.Get(ctx, "b") // a reader holds b's chunks
+	if err != nil {
+		t.Fatal(err)
+	}
+	cachetest.Put(t, s, "b", cache.Meta{}, []byte("replaced b"), 0)
+	if got, _ := io.ReadAll(o); string(got) != "small b" {
+		t.Errorf("the open reader of the replaced object reads %q", got)
+	}
+	o.Close()
+	s.Settle()
+	if n := s.SmallCached(); n != 0 {
+		t.Errorf("%d small objects kept after the last reader of the replaced one closed, want 0", n)
+	}
+	if got, _ := cachetest.ReadAll(t, s, "b"); string(got) != "replaced b" {
+		t.Errorf("b reads %q after the replacement", got)
+	}
 }

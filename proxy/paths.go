@@ -29,10 +29,12 @@ func parseTarget(rawPath, decoded string) (target, error) {
 	if !strings.HasPrefix(decoded, "/") {
 		return t, fmt.Errorf("%w: path must start with /", ErrBadRequest)
 	}
-	lower := strings.ToLower(rawPath)
-	for _, bad := range []string{"%2f", "%5c", "%00"} {
-		if strings.Contains(lower, bad) {
-			return t, fmt.Errorf("%w: encoded %s in path", ErrBadRequest, bad)
+	if strings.IndexByte(rawPath, '%') >= 0 {
+		lower := strings.ToLower(rawPath)
+		for _, bad := range []string{"%2f", "%5c", "%00"} {
+			if strings.Contains(lower, bad) {
+				return t, fmt.Errorf("%w: encoded %s in path", ErrBadRequest, bad)
+			}
 		}
 	}
 	for _, r := range decoded {

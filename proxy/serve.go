@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -315,20 +317,20 @@ func (s *Server) serveObject(c *gin.Context, obj cache.Object, rel string, polic
 	if info.Meta.Checksum != "" {
 		h.Set("ETag", `"`+info.Meta.Checksum+`"`)
 	}
-	mod := info.Stored
-	if lm, err := http.ParseTime(info.Meta.LastModified); err == nil {
-		mod = lm
-	}
 	wt, ok := obj.(io.WriterTo)
 	if !ok || !plainGet(c.Request) {
+		mod := info.Stored
+		if lm, err := http.ParseTime(info.Meta.LastModified); err == nil {
+			mod = lm
+		}
 		s.serveContent(c, obj, info.Size, mod)
 		return
 	}
 	// The common case, a whole object: straight from the store's chunks.
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
-	if !mod.IsZero() {
-		h.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+	if lm := s.dates.lastModified(info.Meta.LastModified, info.Stored); lm != "" {
+		h.Set("Last-Modified", lm)
 	}
 	c.Writer.WriteHeader(http.StatusOK)
 	if _, err := wt.WriteTo(c.Writer); err != nil {
@@ -346,9 +348,14 @@ func plainGet(r *http.Request) bool {
 	if r.Method != http.MethodGet {
 		return false
 	}
-	for _, k := range []string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"} {
-		if r.Header.Get(k) != "" {
-			return false
+	// One pass over the few headers a client sends (net/http has put
+	// their names in canonical form), not a lookup per condition.
+	for k, v := range r.Header {
+		switch k {
+		case "Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range":
+			if len(v) > 0 && v[0] != "" {
+				return false
+			}
 		}
 	}
 	return true
@@ -513,4 +520,47 @@ func (s *Server) serveView(c *gin.Context, re *repoEntry, v, rel, kind, root str
 		serveMetadata(c, "repomd.xml.asc", vg.Created, vg.Signature)
 	}
 	return nil
+}
+
+// httpDates remembers the Last-Modified header each upstream date string
+// gives, so that a hit does not parse and format a date; it starts over
+// when it holds maxHTTPDates strings.
+type httpDates struct {
+	m sync.Map // upstream Last-Modified -> its header value ("" when it does not parse)
+	n atomic.Int64
+}
+
+const maxHTTPDates = 4096
+
+// lastModified is the Last-Modified header of an object: its upstream date
+// in the canonical form, or stored when upstream gave none that parses.
+func (d *httpDates) lastModified(upstream string, stored time.Time) string {
+	if upstream != "" {
+		if v, ok := d.m.Load(upstream); ok {
+			if v := v.(string); v != "" {
+				return v
+			}
+			return httpDate(stored)
+		}
+		v := ""
+		if t, err := http.ParseTime(upstream); err == nil {
+			v = httpDate(t)
+		}
+		if d.n.Add(1) > maxHTTPDates {
+			d.m.Clear()
+			d.n.Store(1)
+		}
+		d.m.Store(upstream, v)
+		if v != "" {
+			return v
+		}
+	}
+	return httpDate(stored)
+}
+
+func httpDate(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(http.TimeFormat)
 }

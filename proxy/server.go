@@ -67,6 +67,7 @@ type Server struct {
 	evict   *evict.Evictor
 	metrics *metrics
 	admin   *adminState
+	dates   httpDates // Last-Modified headers of cache hits
 }
 
 // New builds a Server over an open store and restores the persisted
