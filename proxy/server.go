@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"sync/atomic"
@@ -207,7 +208,8 @@ func (s *Server) Handler() http.Handler {
 		c.String(http.StatusMethodNotAllowed, "method not allowed\n")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: clientWriteStall}, req)
+		cd, _ := req.Context().Value(connDeadlineKey{}).(*connDeadline)
+		r.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: clientWriteStall, conn: cd}, req)
 	})
 }
 
@@ -219,8 +221,23 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    headerLimit(s.cfg.Limits.MaxHeaderBytes),
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connDeadlineKey{}, &connDeadline{})
+		},
 	}
 }
+
+// connDeadline is the write deadline last set on one client connection
+// (its requests run one after another), so that a write that finds it far
+// enough away does not set it again.
+type connDeadline struct{ until time.Time }
+
+type connDeadlineKey struct{}
+
+// deadlineSlack is how much of clientWriteStall a write may find used up
+// before it sets the deadline again: a client is dropped after 59–60 s
+// without progress.
+const deadlineSlack = time.Second
 
 // headerLimit turns the configured request-header bound into
 // http.Server.MaxHeaderBytes, to which net/http adds 4096 bytes of slack.
@@ -237,11 +254,25 @@ type deadlineWriter struct {
 	http.ResponseWriter
 	rc    *http.ResponseController
 	stall time.Duration
+	conn  *connDeadline // nil outside HTTPServer's connections: always set
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
-	_ = d.rc.SetWriteDeadline(time.Now().Add(d.stall))
+	d.extend()
 	return d.ResponseWriter.Write(p)
+}
+
+// extend moves the connection's write deadline to stall from now, unless
+// it is less than deadlineSlack short of that already.
+func (d *deadlineWriter) extend() {
+	now := time.Now()
+	if d.conn != nil && d.conn.until.Sub(now) > d.stall-deadlineSlack {
+		return
+	}
+	until := now.Add(d.stall)
+	if d.rc.SetWriteDeadline(until) == nil && d.conn != nil {
+		d.conn.until = until
+	}
 }
 
 func (d *deadlineWriter) Flush() { _ = d.rc.Flush() }
@@ -262,7 +293,7 @@ func (d *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 	var n int64
 	for lr.N > 0 {
 		want := min(lr.N, clientSection)
-		_ = d.rc.SetWriteDeadline(time.Now().Add(d.stall))
+		d.extend()
 		m, err := rf.ReadFrom(&io.LimitedReader{R: lr.R, N: want})
 		n += m
 		lr.N -= m
