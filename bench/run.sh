@@ -444,13 +444,17 @@ stop_proxy
 if on 3; then
 	log "3: cold miss, ${BIG_MIB} MiB file, fresh store each time"
 	round_reset
-	rss=() anon=()
+	rss=() anon=() cpu3p=() cpu3d=()
 	for ((i = 0; i < REPS; i++)); do
 		start_proxy
-		j=$(lg 3-proxy -url "$PROXY/images/big.img=$BIG_SIZE" -n 1 -sample-pid "$PROXY_PID" -sample-every 50ms)
+		j=$(lg 3-proxy -url "$PROXY/images/big.img=$BIG_SIZE" -n 1 -sample-pid "$PROXY_PID" -sample-every 50ms -cpu-pids "$PROXY_PID")
 		stop_proxy
 		rss+=("$(field peak_vmrss_kib "$j")") anon+=("$(field peak_rssanon_kib "$j")")
-		round_add "$(field seconds "$j")" "$(field seconds "$(lg 3-direct -url "$DIRECT/images/big.img=$BIG_SIZE" -n 1)")"
+		jd=$(lg 3-direct -url "$DIRECT/images/big.img=$BIG_SIZE" -n 1 -cpu-pids "$NGINX_PIDS")
+		round_add "$(field seconds "$j")" "$(field seconds "$jd")"
+		# At 10 ms resolution: a reading under one tick counts as one tick.
+		cpu3p+=("$(awk -v x="$(field cpu_seconds "$j" 2>/dev/null || echo 0)" 'BEGIN { print (x < 0.01) ? 0.01 : x }')")
+		cpu3d+=("$(awk -v x="$(field cpu_seconds "$jd" 2>/dev/null || echo 0)" 'BEGIN { print (x < 0.01) ? 0.01 : x }')")
 	done
 	if [[ -n $PPROF ]]; then
 		log "3: CPU profile of the proxy during a cold miss (unmeasured) → $PPROF/row3.cpu"
@@ -477,6 +481,10 @@ if on 3; then
 	count_miss "$v"
 	row 3c "peak RssAnon of the proxy during the cold fills" "MiB" "$anon_mib" "" "" "< 100" "$v" \
 		"per fill (KiB): ${anon[*]}"
+	PV=("${cpu3p[@]}") DV=("${cpu3d[@]}") RV=()
+	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${cpu3p[i]}" "${cpu3d[i]}")"); done
+	row_rounds 3e "server CPU time during the cold misses of row 3a" "s" report "" \
+		"user+system time of the proxy (nginx: master and workers) while its client received the file, at 10 ms resolution; the proxy's includes what it took from nginx as upstream"
 fi
 
 # --- 3d: cold miss from a WAN-like upstream ----------------------------------------------
