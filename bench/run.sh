@@ -25,6 +25,8 @@
 # the temporary directory, BENCH_ROWS (1,2,3,3d,4: all) the rows to run, e.g.
 # BENCH_ROWS=2,3; BENCH_PPROF=DIR saves a CPU profile of the proxy (and its
 # binary) under 64 clients (row 2) and during a cold miss (row 3a) to DIR.
+# Rows 2d (proxy vs the Go file server) and 3e (CPU during cold misses) come
+# with rows 2 and 3.
 #
 # Exit status: 0 when the measurements ran, whatever the verdicts (they are
 # in the report); 1 when the harness itself failed; with BENCH_STRICT=1 also
