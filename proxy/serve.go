@@ -216,11 +216,11 @@ func (s *Server) serveVerified(c *gin.Context, re *repoEntry, req fill.Request, 
 		case !errors.Is(err, cache.ErrNotFound):
 			return err
 		}
-		f := s.filler.Start(req)
+		f, joined := s.filler.Join(req)
 		if f == nil {
 			continue
 		}
-		if err := s.follow(c, f, req.Rel, policy, re.gens.TTL()); !errors.Is(err, fill.ErrRetryStore) {
+		if err := s.follow(c, f, joined, req.Rel, policy, re.gens.TTL()); !errors.Is(err, fill.ErrRetryStore) {
 			return err
 		}
 	}
@@ -229,11 +229,13 @@ func (s *Server) serveVerified(c *gin.Context, re *repoEntry, req fill.Request, 
 
 // follow serves a client from a running fill: a plain GET streams bytes as
 // they arrive; HEAD, Range and conditional requests are answered from the
-// spool as soon as upstream's headers (and the asked bytes) are in.
-func (s *Server) follow(c *gin.Context, f *fill.Fill, rel string, policy cachePolicy, ttl time.Duration) error {
+// spool as soon as upstream's headers (and the asked bytes) are in. The
+// access log says hit for a client that joined a fill already verified
+// (joined: fill.Filler.Join), miss otherwise.
+func (s *Server) follow(c *gin.Context, f *fill.Fill, joined bool, rel string, policy cachePolicy, ttl time.Duration) error {
 	defer f.Release()
 	ctx := c.Request.Context()
-	if f.Verified() {
+	if joined && f.Verified() {
 		c.Set(logResult, resultHit) // bytes verified; the commit may still run
 	} else {
 		c.Set(logResult, resultMiss)
@@ -426,11 +428,11 @@ func (s *Server) serveFile(c *gin.Context, re *repoEntry, rel string) error {
 			s.serveObject(c, obj, rel, revalidate, re.gens.TTL())
 			return nil
 		}
-		f := s.filler.Start(req)
+		f, joined := s.filler.Join(req)
 		if f == nil {
 			continue
 		}
-		if err := s.follow(c, f, rel, revalidate, re.gens.TTL()); !errors.Is(err, fill.ErrRetryStore) {
+		if err := s.follow(c, f, joined, rel, revalidate, re.gens.TTL()); !errors.Is(err, fill.ErrRetryStore) {
 			return err
 		}
 	}
