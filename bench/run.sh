@@ -22,7 +22,11 @@
 # BENCH_SYNTH_PKGS (20000; 0 skips the synthetic repo), BENCH_WAN_RATE (nginx
 # limit_rate of the WAN-like upstream of row 3d, 200m), BENCH_WAN_REPS (3),
 # BENCH_KEEP=1 keeps
-# the temporary directory.
+# the temporary directory, BENCH_ROWS (1,2,3,3d,4: all) the rows to run, e.g.
+# BENCH_ROWS=2,3; BENCH_PPROF=DIR saves a CPU profile of the proxy (and its
+# binary) under 64 clients (row 2) and during a cold miss (row 3a) to DIR.
+# Rows 2d (proxy vs the Go file server) and 3e (CPU during cold misses) come
+# with rows 2 and 3.
 #
 # Exit status: 0 when the measurements ran, whatever the verdicts (they are
 # in the report); 1 when the harness itself failed; with BENCH_STRICT=1 also
@@ -40,6 +44,8 @@ RPS_SECONDS=${BENCH_RPS_SECONDS:-2}
 RPS_ROUNDS=${BENCH_RPS_ROUNDS:-5}
 DNF_RUNS=${BENCH_DNF_RUNS:-5}
 SYNTH_PKGS=${BENCH_SYNTH_PKGS:-20000}
+ROWS_ON=,${BENCH_ROWS:-1,2,3,3d,4},
+PPROF=${BENCH_PPROF:-}
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -53,6 +59,11 @@ done
 ((RPS_ROUNDS >= 1 && RPS_ROUNDS <= 50)) || die "BENCH_RPS_ROUNDS: 1..50"
 ((DNF_RUNS >= 1 && DNF_RUNS <= 50)) || die "BENCH_DNF_RUNS: 1..50"
 ((SYNTH_PKGS <= 200000)) || die "BENCH_SYNTH_PKGS: at most 200000"
+[[ $ROWS_ON =~ ^,((1|2|3|3d|4),)+$ ]] || die "BENCH_ROWS: a comma-separated list of 1, 2, 3, 3d, 4"
+on() { [[ $ROWS_ON == *,$1,* ]]; } # on ROW: whether the row runs
+if [[ -n $PPROF ]]; then
+	mkdir -p "$PPROF" && PPROF=$(cd "$PPROF" && pwd) || die "BENCH_PPROF: cannot make $PPROF"
+fi
 
 # --- tools -------------------------------------------------------------------
 
@@ -211,6 +222,7 @@ start_proxy() { # starts the proxy on a fresh storage dir
 listen: "127.0.0.1:$PROXY_PORT"
 admin:
   listen: "127.0.0.1:$ADMIN_PORT"
+  token: "bench-token"
 storage:
   dir: "$dir/data"
   max_size: "20GiB"
@@ -321,45 +333,48 @@ row_rounds() {
 		count_miss "$v"
 	fi
 	row "$1" "$2" "$3" "$mp" "$md" "$r" "$target" "$v" \
-		"$6; ratios per round: $(list "${RV[@]}"); ${PLABEL:-proxy}: $(list "${PV[@]}"); nginx: $(list "${DV[@]}")"
+		"$6; ratios per round: $(list "${RV[@]}"); ${PLABEL:-proxy}: $(list "${PV[@]}"); ${DLABEL:-nginx}: $(list "${DV[@]}")"
 }
 
 # --- 1: cache-hit throughput ------------------------------------------------------
 
-log "1: cache-hit throughput, ${BIG_MIB} MiB file"
-start_proxy
-lg 1-fill -url "$PROXY/images/big.img=$BIG_SIZE" -n 1 >/dev/null
-lg 1-warmup-direct -url "$DIRECT/images/big.img=$BIG_SIZE" -n 1 >/dev/null
-round_reset
-cpuP=() cpuD=()
-hit() { # hit LABEL URL PIDS → loadgen JSON of 2 GETs
-	lg "$1" -url "$2=$BIG_SIZE" -n 2 -cpu-pids "$3"
-}
-gib() { # gib JSON → server CPU seconds per GiB served
-	awk -v c="$(field cpu_seconds "$1")" -v b="$(field bytes "$1")" 'BEGIN { printf "%.4f", c / (b / 1073741824) }'
-}
-for ((i = 0; i < REPS; i++)); do
-	if ((i % 2 == 0)); then
-		jd=$(hit 1-direct "$DIRECT/images/big.img" "$NGINX_PIDS")
-		jp=$(hit 1-proxy "$PROXY/images/big.img" "$PROXY_PID")
-	else
-		jp=$(hit 1-proxy "$PROXY/images/big.img" "$PROXY_PID")
-		jd=$(hit 1-direct "$DIRECT/images/big.img" "$NGINX_PIDS")
-	fi
-	round_add "$(field mib_per_sec "$jp")" "$(field mib_per_sec "$jd")"
-	cpuP+=("$(gib "$jp")") cpuD+=("$(gib "$jd")")
-done
-row_rounds 1 "cache hit, ${BIG_MIB} MiB file, 1 client" "MiB/s" ">=" 0.9 \
-	"$REPS rounds of 2 GETs per side"
-PV=("${cpuP[@]}") DV=("${cpuD[@]}") RV=()
-for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${cpuP[i]}" "${cpuD[i]}")"); done
-row_rounds 1b "server CPU time per GiB served, same rounds" "s/GiB" report "" \
-	"user+system time of the server processes over the round / bytes served (at 10 ms resolution)"
+if on 1; then
+	log "1: cache-hit throughput, ${BIG_MIB} MiB file"
+	start_proxy
+	lg 1-fill -url "$PROXY/images/big.img=$BIG_SIZE" -n 1 >/dev/null
+	lg 1-warmup-direct -url "$DIRECT/images/big.img=$BIG_SIZE" -n 1 >/dev/null
+	round_reset
+	cpuP=() cpuD=()
+	hit() { # hit LABEL URL PIDS → loadgen JSON of 2 GETs
+		lg "$1" -url "$2=$BIG_SIZE" -n 2 -cpu-pids "$3"
+	}
+	gib() { # gib JSON → server CPU seconds per GiB served
+		awk -v c="$(field cpu_seconds "$1")" -v b="$(field bytes "$1")" 'BEGIN { printf "%.4f", c / (b / 1073741824) }'
+	}
+	for ((i = 0; i < REPS; i++)); do
+		if ((i % 2 == 0)); then
+			jd=$(hit 1-direct "$DIRECT/images/big.img" "$NGINX_PIDS")
+			jp=$(hit 1-proxy "$PROXY/images/big.img" "$PROXY_PID")
+		else
+			jp=$(hit 1-proxy "$PROXY/images/big.img" "$PROXY_PID")
+			jd=$(hit 1-direct "$DIRECT/images/big.img" "$NGINX_PIDS")
+		fi
+		round_add "$(field mib_per_sec "$jp")" "$(field mib_per_sec "$jd")"
+		cpuP+=("$(gib "$jp")") cpuD+=("$(gib "$jd")")
+	done
+	row_rounds 1 "cache hit, ${BIG_MIB} MiB file, 1 client" "MiB/s" ">=" 0.9 \
+		"$REPS rounds of 2 GETs per side"
+	PV=("${cpuP[@]}") DV=("${cpuD[@]}") RV=()
+	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${cpuP[i]}" "${cpuD[i]}")"); done
+	row_rounds 1b "server CPU time per GiB served, same rounds" "s/GiB" report "" \
+		"user+system time of the server processes over the round / bytes served (at 10 ms resolution)"
+fi
 
 # --- 2: small RPMs, 64 clients ------------------------------------------------------
 
-if ((HAVE_REPO)); then
+if on 2 && ((HAVE_REPO)); then
 	log "2: 64 clients on small RPMs"
+	[[ -n $PROXY_PID ]] || start_proxy
 	: >"$T/urls-proxy"
 	: >"$T/urls-direct"
 	for f in "$WWW"/repo/Packages/*.rpm; do
@@ -376,7 +391,7 @@ if ((HAVE_REPO)); then
 	sed "s#^$DIRECT/#$GOFS/#" "$T/urls-direct" >"$T/urls-gofs"
 	lg 2-warm-gofs -urls "$T/urls-gofs" -n "$NRPM" >/dev/null
 	round_reset
-	p99p=() p99d=() gv=() gr=() cp=() cd=() cg=()
+	p99p=() p99d=() gv=() gr=() cp=() cd=() cg=() PV2=()
 	rps() { # rps LABEL URLFILE PIDS → loadgen JSON
 		lg "$1" -mode rps -c 64 -d "${RPS_SECONDS}s" -urls "$2" -cpu-pids "$3"
 	}
@@ -392,6 +407,7 @@ if ((HAVE_REPO)); then
 		fi
 		d=$(field requests_per_sec "$jd") g=$(field requests_per_sec "$jg")
 		round_add "$(field requests_per_sec "$jp")" "$d"
+		PV2+=("$(field requests_per_sec "$jp")")
 		gv+=("$g") gr+=("$(ratio "$g" "$d")")
 		p99p+=("$(field p99_ms "$jp")") p99d+=("$(field p99_ms "$jd")")
 		cp+=("$(field cpu_us_per_request "$jp")") cd+=("$(field cpu_us_per_request "$jd")")
@@ -408,48 +424,85 @@ if ((HAVE_REPO)); then
 	for ((i = 0; i < RPS_ROUNDS; i++)); do RV+=("$(ratio "${cp[i]}" "${cd[i]}")"); done
 	row_rounds 2c "server CPU time per request, same rounds" "µs" report "" \
 		"user+system time of the server processes (nginx: master and workers) over the round / requests; Go file server: $(list "${cg[@]}")"
+	PV=("${PV2[@]}") DV=("${gv[@]}") RV=()
+	for ((i = 0; i < RPS_ROUNDS; i++)); do RV+=("$(ratio "${PV2[i]}" "${gv[i]}")"); done
+	DLABEL="Go file server"
+	row_rounds 2d "proxy against the Go file server, same rounds" "req/s" ">=" 1.0 \
+		"the proxy's requests/s over the Go file server's in each round (both columns are req/s; direct = Go file server)"
+	DLABEL=""
+	if [[ -n $PPROF ]]; then
+		log "2: CPU profile of the proxy under 64 clients (unmeasured) → $PPROF/row2.cpu"
+		cp "$T/bin/dnfproxy" "$PPROF/dnfproxy"
+		curl -sf -H "Authorization: Bearer bench-token" -o "$PPROF/row2.cpu" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$RPS_SECONDS" &
+		prof=$!
+		lg 2-pprof -mode rps -c 64 -d "$((RPS_SECONDS + 1))s" -urls "$T/urls-proxy" >/dev/null
+		wait "$prof" || log "the profile request failed"
+	fi
 fi
 stop_proxy
 
 # --- 3: cold miss --------------------------------------------------------------------
 
-log "3: cold miss, ${BIG_MIB} MiB file, fresh store each time"
-round_reset
-rss=() anon=()
-for ((i = 0; i < REPS; i++)); do
-	start_proxy
-	j=$(lg 3-proxy -url "$PROXY/images/big.img=$BIG_SIZE" -n 1 -sample-pid "$PROXY_PID" -sample-every 50ms)
-	stop_proxy
-	rss+=("$(field peak_vmrss_kib "$j")") anon+=("$(field peak_rssanon_kib "$j")")
-	round_add "$(field seconds "$j")" "$(field seconds "$(lg 3-direct -url "$DIRECT/images/big.img=$BIG_SIZE" -n 1)")"
-done
-row_rounds 3a "cold miss, ${BIG_MIB} MiB file, 1 client" "s" "<=" 1.15 \
-	"$REPS rounds, a fresh proxy store each"
-peak_rss=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
-peak_anon=$(printf '%s\n' "${anon[@]}" | sort -n | tail -1)
-rss_mib=$(awk -v k="$peak_rss" 'BEGIN { printf "%.1f", k / 1024 }')
-anon_mib=$(awk -v k="$peak_anon" 'BEGIN { printf "%.1f", k / 1024 }')
-v=$(verdict "$rss_mib" "<" 100)
-count_miss "$v"
-row 3b "peak VmRSS of the proxy during the cold fills" "MiB" "$rss_mib" "" "" "< 100" "$v" \
-	"max over $REPS fills, sampled every 50 ms; per fill (KiB): ${rss[*]}"
-v=$(verdict "$anon_mib" "<" 100)
-count_miss "$v"
-row 3c "peak RssAnon of the proxy during the cold fills" "MiB" "$anon_mib" "" "" "< 100" "$v" \
-	"per fill (KiB): ${anon[*]}"
+if on 3; then
+	log "3: cold miss, ${BIG_MIB} MiB file, fresh store each time"
+	round_reset
+	rss=() anon=() cpu3p=() cpu3d=()
+	for ((i = 0; i < REPS; i++)); do
+		start_proxy
+		j=$(lg 3-proxy -url "$PROXY/images/big.img=$BIG_SIZE" -n 1 -sample-pid "$PROXY_PID" -sample-every 50ms -cpu-pids "$PROXY_PID")
+		stop_proxy
+		rss+=("$(field peak_vmrss_kib "$j")") anon+=("$(field peak_rssanon_kib "$j")")
+		jd=$(lg 3-direct -url "$DIRECT/images/big.img=$BIG_SIZE" -n 1 -cpu-pids "$NGINX_PIDS")
+		round_add "$(field seconds "$j")" "$(field seconds "$jd")"
+		# At 10 ms resolution: a reading under one tick counts as one tick.
+		cpu3p+=("$(awk -v x="$(field cpu_seconds "$j" 2>/dev/null || echo 0)" 'BEGIN { print (x < 0.01) ? 0.01 : x }')")
+		cpu3d+=("$(awk -v x="$(field cpu_seconds "$jd" 2>/dev/null || echo 0)" 'BEGIN { print (x < 0.01) ? 0.01 : x }')")
+	done
+	if [[ -n $PPROF ]]; then
+		log "3: CPU profile of the proxy during a cold miss (unmeasured) → $PPROF/row3.cpu"
+		cp "$T/bin/dnfproxy" "$PPROF/dnfproxy"
+		start_proxy
+		curl -sf -H "Authorization: Bearer bench-token" -o "$PPROF/row3.cpu" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=2" &
+		prof=$!
+		sleep 0.3
+		lg 3-pprof -url "$PROXY/images/big.img=$BIG_SIZE" -n 1 >/dev/null
+		wait "$prof" || log "the profile request failed"
+		stop_proxy
+	fi
+	row_rounds 3a "cold miss, ${BIG_MIB} MiB file, 1 client" "s" "<=" 1.15 \
+		"$REPS rounds, a fresh proxy store each"
+	peak_rss=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
+	peak_anon=$(printf '%s\n' "${anon[@]}" | sort -n | tail -1)
+	rss_mib=$(awk -v k="$peak_rss" 'BEGIN { printf "%.1f", k / 1024 }')
+	anon_mib=$(awk -v k="$peak_anon" 'BEGIN { printf "%.1f", k / 1024 }')
+	v=$(verdict "$rss_mib" "<" 100)
+	count_miss "$v"
+	row 3b "peak VmRSS of the proxy during the cold fills" "MiB" "$rss_mib" "" "" "< 100" "$v" \
+		"max over $REPS fills, sampled every 50 ms; per fill (KiB): ${rss[*]}"
+	v=$(verdict "$anon_mib" "<" 100)
+	count_miss "$v"
+	row 3c "peak RssAnon of the proxy during the cold fills" "MiB" "$anon_mib" "" "" "< 100" "$v" \
+		"per fill (KiB): ${anon[*]}"
+	PV=("${cpu3p[@]}") DV=("${cpu3d[@]}") RV=()
+	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${cpu3p[i]}" "${cpu3d[i]}")"); done
+	row_rounds 3e "server CPU time during the cold misses of row 3a" "s" report "" \
+		"user+system time of the proxy (nginx: master and workers) while its client received the file, at 10 ms resolution; the proxy's includes what it took from nginx as upstream"
+fi
 
 # --- 3d: cold miss from a WAN-like upstream ----------------------------------------------
 
-log "3d: cold miss, ${BIG_MIB} MiB file, upstream limited to $WAN_RATE B/s"
-round_reset
-for ((i = 0; i < WAN_REPS; i++)); do
-	start_proxy
-	j=$(lg 3d-proxy -url "${PROXY%/bench}/wan/images/big.img=$BIG_SIZE" -n 1)
-	stop_proxy
-	round_add "$(field seconds "$j")" "$(field seconds "$(lg 3d-direct -url "$DIRECT/wan/images/big.img=$BIG_SIZE" -n 1)")"
-done
-row_rounds 3d "cold miss, ${BIG_MIB} MiB file, upstream at $WAN_RATE B/s" "s" "<=" 1.15 \
-	"$WAN_REPS rounds, a fresh proxy store each; nginx limit_rate models a fast WAN mirror"
+if on 3d; then
+	log "3d: cold miss, ${BIG_MIB} MiB file, upstream limited to $WAN_RATE B/s"
+	round_reset
+	for ((i = 0; i < WAN_REPS; i++)); do
+		start_proxy
+		j=$(lg 3d-proxy -url "${PROXY%/bench}/wan/images/big.img=$BIG_SIZE" -n 1)
+		stop_proxy
+		round_add "$(field seconds "$j")" "$(field seconds "$(lg 3d-direct -url "$DIRECT/wan/images/big.img=$BIG_SIZE" -n 1)")"
+	done
+	row_rounds 3d "cold miss, ${BIG_MIB} MiB file, upstream at $WAN_RATE B/s" "s" "<=" 1.15 \
+		"$WAN_REPS rounds, a fresh proxy store each; nginx limit_rate models a fast WAN mirror"
+fi
 
 # --- 4: dnf makecache ------------------------------------------------------------------
 
@@ -507,7 +560,7 @@ dnf_row() { # dnf_row ID TITLE SUBPATH
 	done
 	row_rounds "$id" "$title" "s" report "" "$DNF_RUNS rounds, a fresh dnf cache and installroot each run"
 }
-if [[ -n $DNF ]] && ((HAVE_REPO || HAVE_SYNTH)); then
+if on 4 && [[ -n $DNF ]] && ((HAVE_REPO || HAVE_SYNTH)); then
 	log "4: dnf makecache, warm proxy vs nginx"
 	start_proxy
 	if ((HAVE_REPO)); then

@@ -205,6 +205,9 @@ type Badger struct {
 
 	touchMu sync.Mutex
 	touches map[string]touch // accesses not yet written (noteAccess)
+
+	manifests manifestCache // decoded manifests for Get
+	small     smallCache    // checked bytes of small objects
 }
 
 var (
@@ -325,6 +328,8 @@ func OpenBadger(dir string, opt BadgerOptions) (*Badger, error) {
 		leases:      map[uint64]int{},
 		retired:     map[uint64]*manifest{},
 		verified:    map[uint64]struct{}{},
+		manifests:   manifestCache{m: map[string]*manifest{}},
+		small:       smallCache{m: map[uint64][]byte{}},
 	}
 	if err := b.recover(); err != nil {
 		db.Close()
@@ -590,13 +595,23 @@ func (b *Badger) Get(ctx context.Context, key string) (Object, error) {
 		return nil, err
 	}
 	defer done()
+	now := time.Now()
 	b.leaseMu.Lock()
-	var m *manifest
-	err = b.db.View(func(txn *badger.Txn) error {
-		var err error
-		m, err = getManifest(txn, key)
-		return err
-	})
+	m, touched, gen := b.manifests.get(key, now, b.opt.AccessedGranularity)
+	if m == nil {
+		err = b.db.View(func(txn *badger.Txn) error {
+			var err error
+			m, err = getManifest(txn, key)
+			return err
+		})
+		if err == nil {
+			touched = now.Sub(m.Accessed) >= b.opt.AccessedGranularity
+			if touched {
+				m.Accessed = now
+			}
+			b.manifests.put(key, m, gen)
+		}
+	}
 	if err == nil {
 		b.leases[m.ID]++
 	}
@@ -604,12 +619,68 @@ func (b *Badger) Get(ctx context.Context, key string) (Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: get %q: %w", key, wrapErr(err))
 	}
-	now := time.Now()
-	if now.Sub(m.Accessed) >= b.opt.AccessedGranularity {
+	if touched {
 		b.noteAccess(key, m.ID, now)
-		m.Accessed = now
 	}
 	return &badgerObject{b: b, key: key, m: *m, cur: -1, trusted: b.isVerified(m.ID)}, nil
+}
+
+// manifestCache keeps the decoded manifests of the objects Get found, so
+// that a hit costs no badger transaction and no JSON decoding. Every
+// change of a manifest forgets its key right after its transaction
+// commits (before the lease check of a Delete or Commit, so that Get's
+// lease, taken under leaseMu with the lookup, is seen as before); a
+// manifest read from badger is kept only if nothing was forgotten since
+// the lookup that missed, so a stale read never enters. Bounded: when
+// full it starts over.
+type manifestCache struct {
+	mu  sync.Mutex
+	gen uint64 // forgets so far
+	m   map[string]*manifest
+}
+
+// maxManifests bounds manifestCache (a manifest is ~300 bytes plus 4 per chunk).
+const maxManifests = 1 << 14
+
+// get returns a copy of key's manifest, or nil, and the generation to
+// hand put after a miss. A due access time is set in the cached copy at
+// once (touched), so that one Get per granularity period notes it.
+func (c *manifestCache) get(key string, now time.Time, gran time.Duration) (m *manifest, touched bool, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cm, ok := c.m[key]
+	if !ok {
+		return nil, false, c.gen
+	}
+	if now.Sub(cm.Accessed) >= gran {
+		cm.Accessed, touched = now, true
+	}
+	cp := *cm
+	return &cp, touched, c.gen
+}
+
+// put keeps a copy of m unless a key was forgotten since gen.
+func (c *manifestCache) put(key string, m *manifest, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	if len(c.m) >= maxManifests {
+		clear(c.m)
+	}
+	cp := *m
+	c.m[key] = &cp
+}
+
+// forget drops keys, whose manifests changed or went.
+func (c *manifestCache) forget(keys ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, k := range keys {
+		delete(c.m, k)
+	}
 }
 
 // maxVerified bounds Badger.verified (about 3 MiB).
@@ -695,6 +766,7 @@ func (b *Badger) reap(m *manifest) {
 
 // deleteChunks deletes all of m's chunks. The caller holds beginWrite.
 func (b *Badger) deleteChunks(m *manifest) error {
+	b.small.drop(m.ID)
 	b.setVerified(m.ID, false)
 	b.garbage.Add(max(m.Size, 1))
 	return b.deleteRange(m.ID, 0, m.Chunks)
@@ -762,6 +834,7 @@ func (b *Badger) writeTouches() {
 			}
 			return nil
 		})
+		b.manifests.forget(keys[:n]...)
 		keys = keys[n:]
 	}
 }
@@ -783,6 +856,7 @@ func (b *Badger) UpdateMeta(ctx context.Context, key string, fn func(*Meta)) err
 		m.Meta = meta
 		return putManifest(txn, key, m)
 	})
+	b.manifests.forget(key)
 	if err != nil {
 		return fmt.Errorf("cache: update meta of %q: %w", key, wrapErr(err))
 	}
@@ -810,6 +884,7 @@ func (b *Badger) Delete(ctx context.Context, key string) error {
 		old = m
 		return txn.Delete(manifestKey(key))
 	})
+	b.manifests.forget(key)
 	if err != nil {
 		return fmt.Errorf("cache: delete %q: %w", key, wrapErr(err))
 	}
@@ -840,6 +915,7 @@ func (b *Badger) dropDamaged(key string, id uint64) {
 		old = m
 		return txn.Delete(manifestKey(key))
 	})
+	b.manifests.forget(key)
 	if err == nil && old != nil {
 		err = b.retire(old)
 	}
@@ -1058,6 +1134,7 @@ func (w *badgerWriter) Commit(ctx context.Context) error {
 		}
 		return putManifest(txn, w.key, m)
 	})
+	w.b.manifests.forget(w.key)
 	if err != nil {
 		w.err = fmt.Errorf("cache: commit %q: %w", w.key, wrapErr(err))
 		return w.err
@@ -1118,6 +1195,12 @@ func (o *badgerObject) chunk(n int64) ([]byte, error) {
 	if n == o.cur {
 		return o.buf, nil
 	}
+	small := o.m.Chunks == 1 && o.m.Size <= maxSmallObject
+	if small {
+		if v, ok := o.b.small.get(o.m.ID); ok {
+			return v, nil
+		}
+	}
 	o.cur = -1
 	want := o.m.chunkLen(n)
 	if cap(o.buf) < want {
@@ -1143,6 +1226,9 @@ func (o *badgerObject) chunk(n int64) ([]byte, error) {
 				if o.inOrder++; o.inOrder == int64(o.m.Chunks) {
 					o.b.setVerified(o.m.ID, true)
 				}
+			}
+			if small && !o.b.noVerify && !o.b.noTrust {
+				o.b.small.put(o.m.ID, o.buf)
 			}
 			return o.buf, nil
 		}
@@ -1297,6 +1383,53 @@ func (o *badgerObject) Close() error {
 	o.buf, o.cur = nil, -1
 	o.b.release(o.m.ID)
 	return nil
+}
+
+// smallCache keeps a copy of the checked bytes of small objects (one
+// chunk of at most maxSmallObject bytes), by write id, so that a hit of a
+// small object costs no badger transaction and no copy out of the value
+// log. A write id's bytes never change, so an entry is never stale; the
+// entries of objects deleted or replaced go when their chunks are deleted.
+// Bounded by maxSmallBytes: when full it starts over.
+type smallCache struct {
+	mu    sync.Mutex
+	m     map[uint64][]byte
+	bytes int
+}
+
+const (
+	maxSmallObject = 64 << 10
+	maxSmallBytes  = 8 << 20
+)
+
+func (c *smallCache) get(id uint64) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[id]
+	return v, ok
+}
+
+// put keeps a copy of v, the checked bytes of object id.
+func (c *smallCache) put(id uint64, v []byte) {
+	cp := bytes.Clone(v)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[id]; ok {
+		return
+	}
+	if c.bytes+len(cp) > maxSmallBytes {
+		clear(c.m)
+		c.bytes = 0
+	}
+	c.m[id] = cp
+	c.bytes += len(cp)
+}
+
+func (c *smallCache) drop(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bytes -= len(c.m[id])
+	delete(c.m, id)
 }
 
 // bufPool keeps chunk buffers for writers and Objects, in size classes

@@ -576,3 +576,160 @@ func TestBadgerTrustAfterWholeRead(t *testing.T) {
 		t.Fatal("trusted after a reopen")
 	}
 }
+
+// TestBadgerGetAfterChange: Get keeps decoded manifests in memory; every
+// change of an object after a Get (which filled that cache) shows in the
+// next Get, and concurrent replacements never give a reader a manifest
+// that no longer matches the object's chunks.
+func TestBadgerGetAfterChange(t *testing.T) {
+	for _, sz := range []struct {
+		name   string
+		n1, n2 int
+	}{
+		{"several chunks", 3*cachetest.ChunkSize + 5, cachetest.ChunkSize + 1},
+		{"small objects", 100, 5000}, // one chunk each: their bytes are kept in memory too
+	} {
+		t.Run(sz.name, func(t *testing.T) { testGetAfterChange(t, sz.n1, sz.n2) })
+	}
+}
+
+func testGetAfterChange(t *testing.T, n1, n2 int) {
+	ctx := context.Background()
+	v1, v2 := cachetest.Bytes(1, n1), cachetest.Bytes(2, n2)
+	tests := []struct {
+		name     string
+		change   func(t *testing.T, s *cache.Badger)
+		want     []byte // nil: ErrNotFound
+		wantETag string
+	}{
+		{"UpdateMeta", func(t *testing.T, s *cache.Badger) {
+			if err := s.UpdateMeta(ctx, "k", func(m *cache.Meta) { m.ETag = `"new"` }); err != nil {
+				t.Fatal(err)
+			}
+		}, v1, `"new"`},
+		{"replacing Commit", func(t *testing.T, s *cache.Badger) {
+			cachetest.Put(t, s, "k", cache.Meta{ETag: `"v2"`}, v2, 0)
+		}, v2, `"v2"`},
+		{"Delete", func(t *testing.T, s *cache.Badger) {
+			if err := s.Delete(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openBadger(t, t.TempDir(), testOptions())
+			defer s.Close()
+			cachetest.Put(t, s, "k", cache.Meta{ETag: `"v1"`}, v1, 0)
+			for range 2 { // the second Get is served from memory
+				got, in := cachetest.ReadAll(t, s, "k")
+				cachetest.Equal(t, "before the change", got, v1)
+				if in.Meta.ETag != `"v1"` {
+					t.Fatalf("ETag %s before the change", in.Meta.ETag)
+				}
+			}
+			tt.change(t, s)
+			if tt.want == nil {
+				if _, err := s.Get(ctx, "k"); !errors.Is(err, cache.ErrNotFound) {
+					t.Fatalf("Get after %s: %v, want ErrNotFound", tt.name, err)
+				}
+				return
+			}
+			got, in := cachetest.ReadAll(t, s, "k")
+			cachetest.Equal(t, "after the change", got, tt.want)
+			if in.Meta.ETag != tt.wantETag || in.Size != int64(len(tt.want)) {
+				t.Errorf("after %s: ETag %s size %d, want %s %d", tt.name, in.Meta.ETag, in.Size, tt.wantETag, len(tt.want))
+			}
+		})
+	}
+
+	t.Run("concurrent replacements", func(t *testing.T) {
+		s := openBadger(t, t.TempDir(), testOptions())
+		defer s.Close()
+		versions := make([][]byte, 20)
+		for i := range versions {
+			versions[i] = cachetest.Bytes(uint64(100+i), n1*(1+i%3)/3+i)
+		}
+		cachetest.Put(t, s, "k", cache.Meta{ETag: "0"}, versions[0], 0)
+		stop := make(chan struct{})
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				for {
+					select {
+					case <-stop:
+						errs <- nil
+						return
+					default:
+					}
+					o, err := s.Get(ctx, "k")
+					if err != nil {
+						errs <- err
+						return
+					}
+					b, err := io.ReadAll(o)
+					etag := o.Info().Meta.ETag
+					o.Close()
+					var i int
+					fmt.Sscan(etag, &i)
+					if err != nil || string(b) != string(versions[i]) {
+						errs <- fmt.Errorf("read version %s: %d bytes, %v", etag, len(b), err)
+						return
+					}
+				}
+			}()
+		}
+		for i := 1; i < len(versions); i++ {
+			cachetest.Put(t, s, "k", cache.Meta{ETag: fmt.Sprint(i)}, versions[i], 0)
+		}
+		close(stop)
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, in := cachetest.ReadAll(t, s, "k")
+		if last := len(versions) - 1; in.Meta.ETag != fmt.Sprint(last) {
+			t.Errorf("after the last commit Get gives version %s, want %d", in.Meta.ETag, last)
+		} else {
+			cachetest.Equal(t, "last version", got, versions[last])
+		}
+	})
+}
+
+// TestBadgerSmallCacheForgetsDeleted: the in-memory bytes of a small
+// object go with its chunks, at once or at the last Close of a reader.
+func TestBadgerSmallCacheForgetsDeleted(t *testing.T) {
+	ctx := context.Background()
+	s := openBadger(t, t.TempDir(), testOptions())
+	defer s.Close()
+	cachetest.Put(t, s, "a", cache.Meta{}, []byte("small a"), 0)
+	cachetest.Put(t, s, "b", cache.Meta{}, []byte("small b"), 0)
+	cachetest.ReadAll(t, s, "a")
+	cachetest.ReadAll(t, s, "b")
+	if n := s.SmallCached(); n != 2 {
+		t.Fatalf("%d small objects kept after reading two, want 2", n)
+	}
+	if err := s.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.SmallCached(); n != 1 {
+		t.Errorf("%d small objects kept after deleting one of two, want 1", n)
+	}
+	o, err := s.Get(ctx, "b") // a reader holds b's chunks
+	if err != nil {
+		t.Fatal(err)
+	}
+	cachetest.Put(t, s, "b", cache.Meta{}, []byte("replaced b"), 0)
+	if got, _ := io.ReadAll(o); string(got) != "small b" {
+		t.Errorf("the open reader of the replaced object reads %q", got)
+	}
+	o.Close()
+	s.Settle()
+	if n := s.SmallCached(); n != 0 {
+		t.Errorf("%d small objects kept after the last reader of the replaced one closed, want 0", n)
+	}
+	if got, _ := cachetest.ReadAll(t, s, "b"); string(got) != "replaced b" {
+		t.Errorf("b reads %q after the replacement", got)
+	}
+}

@@ -79,3 +79,10 @@ func (b *Badger) Trusted(key string) bool {
 	})
 	return err == nil && b.isVerified(id)
 }
+
+// SmallCached counts the objects whose bytes the store keeps in memory.
+func (b *Badger) SmallCached() int {
+	b.small.mu.Lock()
+	defer b.small.mu.Unlock()
+	return len(b.small.m)
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path"
 	"strings"
 	"testing"
 
@@ -47,6 +48,9 @@ func FuzzParseTarget(f *testing.F) {
 		}
 		if strings.HasPrefix(tg.rel, "/") || strings.Contains(tg.rel, "\\") || strings.Contains(tg.rel, "//") {
 			t.Fatalf("%q: unsafe rel %q", s, tg.rel)
+		}
+		if c := path.Clean("/" + tg.rel); c != "/"+strings.TrimSuffix(tg.rel, "/") {
+			t.Fatalf("%q: rel %q is not clean (%q)", s, tg.rel, c)
 		}
 		for _, seg := range strings.Split(strings.TrimSuffix(tg.rel, "/"), "/") {
 			if seg == "." || seg == ".." || seg == "" {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,9 @@ type metrics struct {
 	// the dashboard's traffic samples.
 	served  atomic.Int64
 	traffic *traffic
+
+	byRequest    sync.Map // reqKey -> *reqSeries
+	servedByRepo sync.Map // repo -> its dnfproxy_served_bytes_total
 }
 
 func newMetrics(s *Server) *metrics {
@@ -140,12 +144,49 @@ func (m *metrics) observeRequest(c *gin.Context, status int, aborted bool, d tim
 	if aborted || status >= 400 {
 		result = resultError
 	}
-	m.requests.WithLabelValues(repo, result, strconv.Itoa(status)).Inc()
-	m.reqDuration.WithLabelValues(repo, result).Observe(d.Seconds())
+	rs := m.series(repo, result, status)
+	rs.requests.Inc()
+	rs.duration.Observe(d.Seconds())
 	if n := c.Writer.Size(); n > 0 {
-		m.servedBytes.WithLabelValues(repo).Add(float64(n))
+		m.servedOf(repo).Add(float64(n))
 		m.served.Add(int64(n))
 	}
+}
+
+// reqKey names the series a client request counts in.
+type reqKey struct {
+	repo, result string
+	status       int
+}
+
+// reqSeries are the series of one reqKey, looked up once.
+type reqSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// series returns the request series of repo, result and status, resolving
+// their labels on first use only (repos, results and statuses are few).
+func (m *metrics) series(repo, result string, status int) *reqSeries {
+	k := reqKey{repo, result, status}
+	if v, ok := m.byRequest.Load(k); ok {
+		return v.(*reqSeries)
+	}
+	rs := &reqSeries{
+		requests: m.requests.WithLabelValues(repo, result, strconv.Itoa(status)),
+		duration: m.reqDuration.WithLabelValues(repo, result),
+	}
+	v, _ := m.byRequest.LoadOrStore(k, rs)
+	return v.(*reqSeries)
+}
+
+// servedOf is the served-bytes counter of repo, made at its first byte.
+func (m *metrics) servedOf(repo string) prometheus.Counter {
+	if v, ok := m.servedByRepo.Load(repo); ok {
+		return v.(prometheus.Counter)
+	}
+	v, _ := m.servedByRepo.LoadOrStore(repo, m.servedBytes.WithLabelValues(repo))
+	return v.(prometheus.Counter)
 }
 
 // fillDone records a committed fill: its duration and the bytes it took

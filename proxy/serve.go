@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -214,11 +216,11 @@ func (s *Server) serveVerified(c *gin.Context, re *repoEntry, req fill.Request, 
 		case !errors.Is(err, cache.ErrNotFound):
 			return err
 		}
-		f := s.filler.Start(req)
+		f, joined := s.filler.Join(req)
 		if f == nil {
 			continue
 		}
-		if err := s.follow(c, f, req.Rel, policy, re.gens.TTL()); !errors.Is(err, fill.ErrRetryStore) {
+		if err := s.follow(c, f, joined, req.Rel, policy, re.gens.TTL()); !errors.Is(err, fill.ErrRetryStore) {
 			return err
 		}
 	}
@@ -227,11 +229,13 @@ func (s *Server) serveVerified(c *gin.Context, re *repoEntry, req fill.Request, 
 
 // follow serves a client from a running fill: a plain GET streams bytes as
 // they arrive; HEAD, Range and conditional requests are answered from the
-// spool as soon as upstream's headers (and the asked bytes) are in.
-func (s *Server) follow(c *gin.Context, f *fill.Fill, rel string, policy cachePolicy, ttl time.Duration) error {
+// spool as soon as upstream's headers (and the asked bytes) are in. The
+// access log says hit for a client that joined a fill already verified
+// (joined: fill.Filler.Join), miss otherwise.
+func (s *Server) follow(c *gin.Context, f *fill.Fill, joined bool, rel string, policy cachePolicy, ttl time.Duration) error {
 	defer f.Release()
 	ctx := c.Request.Context()
-	if f.Verified() {
+	if joined && f.Verified() {
 		c.Set(logResult, resultHit) // bytes verified; the commit may still run
 	} else {
 		c.Set(logResult, resultMiss)
@@ -315,20 +319,20 @@ func (s *Server) serveObject(c *gin.Context, obj cache.Object, rel string, polic
 	if info.Meta.Checksum != "" {
 		h.Set("ETag", `"`+info.Meta.Checksum+`"`)
 	}
-	mod := info.Stored
-	if lm, err := http.ParseTime(info.Meta.LastModified); err == nil {
-		mod = lm
-	}
 	wt, ok := obj.(io.WriterTo)
 	if !ok || !plainGet(c.Request) {
+		mod := info.Stored
+		if lm, err := http.ParseTime(info.Meta.LastModified); err == nil {
+			mod = lm
+		}
 		s.serveContent(c, obj, info.Size, mod)
 		return
 	}
 	// The common case, a whole object: straight from the store's chunks.
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
-	if !mod.IsZero() {
-		h.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+	if lm := s.dates.lastModified(info.Meta.LastModified, info.Stored); lm != "" {
+		h.Set("Last-Modified", lm)
 	}
 	c.Writer.WriteHeader(http.StatusOK)
 	if _, err := wt.WriteTo(c.Writer); err != nil {
@@ -346,9 +350,14 @@ func plainGet(r *http.Request) bool {
 	if r.Method != http.MethodGet {
 		return false
 	}
-	for _, k := range []string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"} {
-		if r.Header.Get(k) != "" {
-			return false
+	// One pass over the few headers a client sends (net/http has put
+	// their names in canonical form), not a lookup per condition.
+	for k, v := range r.Header {
+		switch k {
+		case "Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range":
+			if len(v) > 0 && v[0] != "" {
+				return false
+			}
 		}
 	}
 	return true
@@ -419,11 +428,11 @@ func (s *Server) serveFile(c *gin.Context, re *repoEntry, rel string) error {
 			s.serveObject(c, obj, rel, revalidate, re.gens.TTL())
 			return nil
 		}
-		f := s.filler.Start(req)
+		f, joined := s.filler.Join(req)
 		if f == nil {
 			continue
 		}
-		if err := s.follow(c, f, rel, revalidate, re.gens.TTL()); !errors.Is(err, fill.ErrRetryStore) {
+		if err := s.follow(c, f, joined, rel, revalidate, re.gens.TTL()); !errors.Is(err, fill.ErrRetryStore) {
 			return err
 		}
 	}
@@ -513,4 +522,47 @@ func (s *Server) serveView(c *gin.Context, re *repoEntry, v, rel, kind, root str
 		serveMetadata(c, "repomd.xml.asc", vg.Created, vg.Signature)
 	}
 	return nil
+}
+
+// httpDates remembers the Last-Modified header each upstream date string
+// gives, so that a hit does not parse and format a date; it starts over
+// when it holds maxHTTPDates strings.
+type httpDates struct {
+	m sync.Map // upstream Last-Modified -> its header value ("" when it does not parse)
+	n atomic.Int64
+}
+
+const maxHTTPDates = 4096
+
+// lastModified is the Last-Modified header of an object: its upstream date
+// in the canonical form, or stored when upstream gave none that parses.
+func (d *httpDates) lastModified(upstream string, stored time.Time) string {
+	if upstream != "" {
+		if v, ok := d.m.Load(upstream); ok {
+			if v := v.(string); v != "" {
+				return v
+			}
+			return httpDate(stored)
+		}
+		v := ""
+		if t, err := http.ParseTime(upstream); err == nil {
+			v = httpDate(t)
+		}
+		if d.n.Add(1) > maxHTTPDates {
+			d.m.Clear()
+			d.n.Store(1)
+		}
+		d.m.Store(upstream, v)
+		if v != "" {
+			return v
+		}
+	}
+	return httpDate(stored)
+}
+
+func httpDate(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(http.TimeFormat)
 }

@@ -12,7 +12,9 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"sync/atomic"
@@ -66,6 +68,7 @@ type Server struct {
 	evict   *evict.Evictor
 	metrics *metrics
 	admin   *adminState
+	dates   httpDates // Last-Modified headers of cache hits
 }
 
 // New builds a Server over an open store and restores the persisted
@@ -205,7 +208,8 @@ func (s *Server) Handler() http.Handler {
 		c.String(http.StatusMethodNotAllowed, "method not allowed\n")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: clientWriteStall}, req)
+		cd, _ := req.Context().Value(connDeadlineKey{}).(*connDeadline)
+		r.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: clientWriteStall, conn: cd}, req)
 	})
 }
 
@@ -217,8 +221,23 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    headerLimit(s.cfg.Limits.MaxHeaderBytes),
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connDeadlineKey{}, &connDeadline{})
+		},
 	}
 }
+
+// connDeadline is the write deadline last set on one client connection
+// (its requests run one after another), so that a write that finds it far
+// enough away does not set it again.
+type connDeadline struct{ until time.Time }
+
+type connDeadlineKey struct{}
+
+// deadlineSlack is how much of clientWriteStall a write may find used up
+// before it sets the deadline again: a client is dropped after 59–60 s
+// without progress.
+const deadlineSlack = time.Second
 
 // headerLimit turns the configured request-header bound into
 // http.Server.MaxHeaderBytes, to which net/http adds 4096 bytes of slack.
@@ -235,14 +254,58 @@ type deadlineWriter struct {
 	http.ResponseWriter
 	rc    *http.ResponseController
 	stall time.Duration
+	conn  *connDeadline // nil outside HTTPServer's connections: always set
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
-	_ = d.rc.SetWriteDeadline(time.Now().Add(d.stall))
+	d.extend()
 	return d.ResponseWriter.Write(p)
 }
 
+// extend moves the connection's write deadline to stall from now, unless
+// it is less than deadlineSlack short of that already.
+func (d *deadlineWriter) extend() {
+	now := time.Now()
+	if d.conn != nil && d.conn.until.Sub(now) > d.stall-deadlineSlack {
+		return
+	}
+	until := now.Add(d.stall)
+	if d.rc.SetWriteDeadline(until) == nil && d.conn != nil {
+		d.conn.until = until
+	}
+}
+
 func (d *deadlineWriter) Flush() { _ = d.rc.Flush() }
+
+// clientSection bounds the bytes one write deadline covers in ReadFrom.
+const clientSection = 1 << 20
+
+// ReadFrom hands net/http's response, whose ReadFrom sends an *os.File
+// under an io.LimitedReader with sendfile on a TCP connection, such a
+// reader in sections of at most clientSection bytes, each under a fresh
+// write deadline. Any other reader is copied through Write.
+func (d *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
+	rf, ok := d.ResponseWriter.(io.ReaderFrom)
+	lr, limited := r.(*io.LimitedReader)
+	if !ok || !limited {
+		return io.Copy(writerOnly{d}, r)
+	}
+	var n int64
+	for lr.N > 0 {
+		want := min(lr.N, clientSection)
+		d.extend()
+		m, err := rf.ReadFrom(&io.LimitedReader{R: lr.R, N: want})
+		n += m
+		lr.N -= m
+		if err != nil || m < want { // an error, or the end of the reader
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// writerOnly hides a writer's ReadFrom from io.Copy.
+type writerOnly struct{ io.Writer }
 
 func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 

@@ -26,7 +26,9 @@ import (
 func runServe(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return serve(ctx, args, os.Stderr, nil)
+	logw := newLogWriter(os.Stderr) // one write(2) for many access-log lines under load
+	defer logw.Close()
+	return serve(ctx, args, logw, nil)
 }
 
 // serve runs the proxy until ctx ends. Logs go to logw. Once both

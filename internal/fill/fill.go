@@ -136,12 +136,20 @@ func (f *Fill) broadcastLocked() {
 // once — except that a fill already falling under its minimum rate is
 // superseded: its readers finish with it, new ones get a fresh transfer.
 func (fl *Filler) Start(req Request) *Fill {
+	f, _ := fl.Join(req)
+	return f
+}
+
+// Join is Start that also says whether the fill was running already
+// (joined) rather than started by this call: only a client that joins a
+// fill can find its bytes verified without having waited for upstream.
+func (fl *Filler) Join(req Request) (f *Fill, joined bool) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	if f, ok := fl.fills[req.Key]; ok {
 		if !f.failing() {
 			f.acquire()
-			return f
+			return f, true
 		}
 		f.mu.Lock()
 		f.discard = true
@@ -152,10 +160,10 @@ func (fl *Filler) Start(req Request) *Fill {
 	}
 	if !req.RequireFresh && req.Cond == nil {
 		if _, err := fl.store.Stat(context.Background(), req.Key); err == nil {
-			return nil
+			return nil, false
 		}
 	}
-	f := &Fill{
+	f = &Fill{
 		req: req, start: time.Now(),
 		ready: make(chan struct{}), done: make(chan struct{}),
 		notify: make(chan struct{}), total: -1, refs: 2, // the leader and the caller
@@ -165,10 +173,10 @@ func (fl *Filler) Start(req Request) *Fill {
 		f.err, f.finished, f.refs = context.Canceled, true, 1
 		close(f.ready)
 		close(f.done)
-		return f
+		return f, false
 	}
 	fl.fills[req.Key] = f
-	return f
+	return f, false
 }
 
 // failing reports whether the transfer has run long enough to judge and
