@@ -39,6 +39,10 @@ ROUNDS=${BENCH_ROUNDS:-5}
 REPOS=${BENCH_REPOS:-cs9 gen}
 GEN_PKGS=${BENCH_GEN_PKGS:-30000}
 PROFILE=${BENCH_PROFILE:-0}
+LOG_LEVEL=${BENCH_LOG_LEVEL:-warn}
+# The signing key is configured, as a deployment keeps it across store
+# wipes: "cold" is about metadata, not a first-ever key generation.
+KEY=${BENCH_KEY:-$ROOT/proxy/testdata/signing-key.asc}
 CORPUS=${BENCH_CORPUS:-$ROOT/../shared/corpora}
 APPSTREAM=$CORPUS/osbuild/test/data/testrepos/appstream
 
@@ -52,6 +56,7 @@ for r in $REPOS; do [[ $r == cs9 || $r == gen ]] || die "BENCH_REPOS: cs9 and/or
 NGINX=$(command -v nginx || true)
 [[ -z $NGINX && -x /usr/sbin/nginx ]] && NGINX=/usr/sbin/nginx
 [[ -n $NGINX ]] || die "nginx is needed (Debian: apt-get install nginx-light)"
+[[ -f $KEY ]] || die "signing key $KEY is missing (BENCH_KEY)"
 for t in go dnf modifyrepo_c python3 curl; do
 	command -v "$t" >/dev/null || die "$t is needed"
 done
@@ -193,8 +198,10 @@ storage:
   dir: "$dir/data"
   max_size: "20GiB"
 rule_files: ["$T/rules.yaml"]
+signing:
+  key_file: "$KEY"
 log:
-  level: warn
+  level: "$LOG_LEVEL"
 repos:
 EOF
 		for r in $REPOS; do
@@ -223,10 +230,10 @@ EOF
 	"$BU" wait "$ADMIN/healthz" 30 || die "dnfproxy did not start: $(tail -5 "$T/proxy/log")"
 	"$BU" wait "$PROXY/" 10 || die "dnfproxy's client listener did not start"
 }
-hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$PROXY_PID/status"; }
-stop_proxy() { # stop_proxy → the proxy's VmHWM in KiB on stdout
+HWM=() # VmHWM (KiB) of every proxy run of the current repo
+stop_proxy() { # stops the proxy (waiting for it), its VmHWM appended to HWM
 	[[ -n $PROXY_PID ]] || return 0
-	hwm_kib
+	HWM+=("$(awk '/^VmHWM:/ { print $2 }' "/proc/$PROXY_PID/status")")
 	kill -TERM "$PROXY_PID" 2>/dev/null || true
 	wait "$PROXY_PID" 2>/dev/null || true
 	forget_pid "$PROXY_PID"
@@ -336,7 +343,7 @@ profile_run() {
 	local s
 	s=$(dnf_time "$T/dnf/$r-proxy")
 	wait "$cpid" || log "profile of $r $view failed"
-	stop_proxy >/dev/null
+	stop_proxy
 	log "$r cold $view with profile: ${s}s; $OUT/cpu-$r-$view.pprof"
 	go tool pprof -top -nodecount 40 "$T/bin/dnfproxy" "$OUT/cpu-$r-$view.pprof" >"$OUT/cpu-$r-$view.top" 2>/dev/null || true
 }
@@ -356,12 +363,12 @@ for r in $REPOS; do
 			1)
 				start_proxy annotate
 				CA+=("$(dnf_time "$T/dnf/$r-proxy")")
-				HWM+=("$(stop_proxy)")
+				stop_proxy
 				;;
 			2)
 				start_proxy off
 				CR+=("$(dnf_time "$T/dnf/$r-proxy")")
-				HWM+=("$(stop_proxy)")
+				stop_proxy
 				;;
 			esac
 		done
@@ -386,7 +393,7 @@ for r in $REPOS; do
 			esac
 		done
 	done
-	HWM+=("$(stop_proxy)")
+	stop_proxy
 	ratio_row "$r-wa" "$r: warm dnf makecache through annotate" 1.05 \
 		"one proxy holding the metadata and the built view; dnf cache empty each run" "${WA[@]}" -- "${D[@]}"
 	ratio_row "$r-wr" "$r: warm dnf makecache through @raw" 1.05 \
