@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/dnfproxy/dnfproxy/internal/config"
 	"github.com/dnfproxy/dnfproxy/internal/testenv"
+	"github.com/dnfproxy/dnfproxy/metadata"
 )
 
 // TestColdViewFetchesReferenceBeside: the first repomd.xml of an annotate
@@ -62,5 +65,27 @@ func TestColdViewFetchesReferenceBeside(t *testing.T) {
 	}
 	if n := refUp.Hits("/el9/repodata/repomd.xml"); n != before {
 		t.Errorf("a warm reference was fetched again: %d repomd.xml requests, %d before", n, before)
+	}
+}
+
+// TestSigningKeyReadyBeforeFirstView: with a rewriting repo and no
+// signing.key_file, the key is generated at start, not by the first
+// client's view build (where it adds a second or more to a cold
+// repomd.xml); with raw repos only, none is made.
+func TestSigningKeyReadyBeforeFirstView(t *testing.T) {
+	for _, tc := range []struct {
+		mode config.Mode
+		want bool
+	}{{config.ModeAnnotate, true}, {config.ModeOff, false}} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			r := testRepo("test", "http://127.0.0.1:9/", time.Minute) // never asked
+			r.Compat.Mode = tc.mode
+			p := startProxy(t, []config.Repo{r}, nil)
+			<-p.srv.signer
+			_, err := os.Stat(filepath.Join(p.cfg.Storage.Dir, metadata.SigningKeyFile))
+			if got := err == nil; got != tc.want {
+				t.Errorf("signing key in storage.dir before any request: %v, want %v (%v)", got, tc.want, err)
+			}
+		})
 	}
 }
