@@ -21,13 +21,18 @@
 # then, on one proxy warmed by an unmeasured makecache through each view,
 # rounds of direct / warm annotate / warm raw (`@raw` of the same repo).
 # Ratios are per round (proxy/direct), rows give their median. The proxy's
-# peak RSS is VmHWM of /proc/PID/status just before each proxy stops.
+# peak RSS is VmHWM of /proc/PID/status just before each proxy stops. A run
+# whose dnf did not get the annotate view (raw fallback) stops the bench.
+# The proxy has signing.key_file set (BENCH_KEY, the tests' key), so a cold
+# start measures metadata work, not a first-ever key generation.
 #
 # Results: bench/out/appstream.md, bench/out/appstream.json (BENCH_OUT).
 # Knobs: BENCH_ROUNDS (5), BENCH_REPOS ("cs9 gen"), BENCH_GEN_PKGS (30000),
 # BENCH_PROFILE=1 (one more cold annotate and cold raw run per repo with a
 # CPU profile of the proxy from its admin /debug/pprof/profile, written to
 # BENCH_OUT/cpu-REPO-VIEW.pprof with a `go tool pprof -top` summary),
+# BENCH_PROFILE_SECONDS (15), BENCH_LOG_LEVEL (warn; info logs the proxy's
+# switches, view builds and requests with durations to TMP/proxy/log),
 # BENCH_CORPUS (../shared/corpora of the repo), BENCH_KEEP=1 keeps the
 # temporary directory. BENCH_STRICT=1 exits 1 when a target is missed.
 set -euo pipefail
@@ -279,6 +284,15 @@ dnf_time() { # dnf_time DIR → seconds of one `dnf makecache` with a fresh cach
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
 }
 
+# annotated DIR: dies unless dnf's last makecache in DIR got the annotate
+# view (its repomd.xml has the abi-divergence record), not a raw fallback.
+annotated() {
+	local md
+	md=$(find "$1/root" -path '*/repodata/repomd.xml' | head -1)
+	[[ -n $md ]] && grep -q 'type="abi-divergence"' "$md" ||
+		die "dnf did not get the annotate view ($1; proxy log: $(tail -3 "$T/proxy/log"))"
+}
+
 # --- rows --------------------------------------------------------------------------
 
 mkdir -p "$OUT"
@@ -363,6 +377,7 @@ for r in $REPOS; do
 			1)
 				start_proxy annotate
 				CA+=("$(dnf_time "$T/dnf/$r-proxy")")
+				annotated "$T/dnf/$r-proxy"
 				stop_proxy
 				;;
 			2)
@@ -382,6 +397,7 @@ for r in $REPOS; do
 	log "$r: warm rounds"
 	start_proxy annotate
 	dnf_time "$T/dnf/$r-proxy" >/dev/null    # fetches the metadata, builds the view
+	annotated "$T/dnf/$r-proxy"
 	dnf_time "$T/dnf/$r-proxyraw" >/dev/null # and the raw view's files
 	D=() WA=() WR=()
 	for ((i = 0; i < ROUNDS; i++)); do
