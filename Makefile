@@ -18,7 +18,7 @@ VERSION ?= 0.1.0
 RPMDIR  ?= $(CURDIR)/rpmbuild
 IMAGE   ?= localhost/dnfproxy:$(VERSION)
 
-.PHONY: build deps test bench fuzz rpms rpm image static matrix
+.PHONY: build deps test bench bench-appstream fuzz rpms rpm image static matrix
 
 build:
 	$(GO) build -o dnfproxy ./cmd/dnfproxy
@@ -59,6 +59,11 @@ matrix: deps
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	@if [ -f bench/run.sh ]; then bash bench/run.sh; fi
+
+# dnf makecache of the CS9 AppStream and a 30k-package AppStream-shaped repo
+# through the proxy, cold and warm, vs nginx (docs/BENCHMARKS.md).
+bench-appstream:
+	bash bench/appstream.sh
 
 # Runs every fuzz target in the module for FUZZTIME each. Targets are found
 # with `go test -list`, so new ones are picked up without editing this file.

@@ -498,6 +498,11 @@ func (s *Server) serveView(c *gin.Context, re *repoEntry, v, rel, kind, root str
 		// or an upstream file of a view not built yet).
 		return s.serveRepodata(c, re, rel, root)
 	}
+	if ref, ok := s.repos[re.cfg.Compat.Reference]; ok && kind == kindRepomd {
+		// A cold view waits for its reference's metadata too: fetch it
+		// now, beside the repo's own, rather than after it.
+		ref.gens.Prefetch(root)
+	}
 	vg, result, err := s.views.Get(ctx, re.name, root, v)
 	if errors.Is(err, view.ErrNoView) {
 		s.log.Warn("view unavailable; serving the raw metadata", "repo", re.name, "root", root, "view", v, "err", err)

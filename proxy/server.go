@@ -68,7 +68,8 @@ type Server struct {
 	evict   *evict.Evictor
 	metrics *metrics
 	admin   *adminState
-	dates   httpDates // Last-Modified headers of cache hits
+	dates   httpDates     // Last-Modified headers of cache hits
+	signer  chan struct{} // closed when the signing key warm-up ended
 }
 
 // New builds a Server over an open store and restores the persisted
@@ -146,6 +147,22 @@ func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error
 	if err != nil {
 		return fail(fmt.Errorf("loading views: %w", err))
 	}
+	// A rewriting view needs the signing key before its first repomd.xml
+	// is served; generating one (first start without signing.key_file)
+	// takes a second or more of CPU. Start now, beside the first
+	// metadata fetch, rather than after it on the first client's wait.
+	s.signer = make(chan struct{})
+	go func() {
+		defer close(s.signer)
+		for _, rc := range cfg.Repos {
+			if rc.Compat.Mode != config.ModeOff && rc.Compat.Mode != "" {
+				if _, err := s.views.Signer(); err != nil {
+					log.Warn("signing key", "err", err) // the first view build reports it too
+				}
+				return
+			}
+		}
+	}()
 	pinners := []evict.Pinner{s.views}
 	for _, re := range s.repos {
 		pinners = append(pinners, re.gens)
@@ -164,6 +181,7 @@ func (s *Server) Close() {
 	for _, re := range s.repos {
 		re.gens.Wait()
 	}
+	<-s.signer
 	s.views.Wait()
 	s.filler.Wait()
 	<-s.evict.Done()

@@ -1,8 +1,17 @@
 // Command genrepo writes a synthetic rpm-md repository shaped like RHEL 9
 // AppStream, for benchmarking the metadata rewriter, and measures a rewrite.
 //
-//	genrepo [-n 30000] DIR           write DIR/repodata: gzip-compressed
-//	                                 primary, filelists, other and repomd.xml
+//	genrepo [-n 30000] [-modules M] [-groups G] DIR
+//	                                 write DIR/repodata: gzip-compressed
+//	                                 primary, filelists, other and repomd.xml;
+//	                                 with -modules, M module streams: their
+//	                                 packages get module_el9 releases and
+//	                                 DIR/modules.yaml lists them (modulemd v2
+//	                                 and modulemd-defaults documents); with
+//	                                 -groups, DIR/comps.xml has G groups. Both
+//	                                 files are left for modifyrepo_c to add
+//	                                 (--mdtype=modules, --mdtype=group), as a
+//	                                 compose does
 //	genrepo -measure [-annotate 5] DIR
 //	                                 rewrite DIR's metadata (gz → gz) with
 //	                                 -annotate percent of packages annotated,
@@ -40,16 +49,19 @@ func main() {
 	n := flag.Int("n", 30000, "number of packages")
 	measure := flag.Bool("measure", false, "measure a rewrite of the repo in DIR instead of writing one")
 	annotate := flag.Int("annotate", 5, "with -measure: percent of packages annotated")
+	modules := flag.Int("modules", 0, "module streams: write DIR/modules.yaml for modifyrepo_c")
+	groups := flag.Int("groups", 0, "comps groups: write DIR/comps.xml for modifyrepo_c")
 	flag.Parse()
-	if flag.NArg() != 1 || *n < 1 || *n > 1000000 || *annotate < 0 || *annotate > 100 {
-		fmt.Fprintln(os.Stderr, "usage: genrepo [-n 1..1000000] DIR | genrepo -measure [-annotate PCT] DIR")
+	if flag.NArg() != 1 || *n < 1 || *n > 1000000 || *annotate < 0 || *annotate > 100 ||
+		*modules < 0 || *modules > *n/10 || *groups < 0 || *groups > 10000 {
+		fmt.Fprintln(os.Stderr, "usage: genrepo [-n 1..1000000] [-modules 0..n/10] [-groups 0..10000] DIR | genrepo -measure [-annotate PCT] DIR")
 		os.Exit(2)
 	}
 	var err error
 	if *measure {
 		err = measureRewrite(flag.Arg(0), *annotate)
 	} else {
-		err = Generate(flag.Arg(0), *n)
+		err = GenerateExtras(flag.Arg(0), *n, *modules, *groups)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "genrepo:", err)
@@ -58,11 +70,27 @@ func main() {
 }
 
 // Generate writes the repository of n packages into dir/repodata.
-func Generate(dir string, n int) error {
+func Generate(dir string, n int) error { return GenerateExtras(dir, n, 0, 0) }
+
+// GenerateExtras writes the repository of n packages into dir/repodata,
+// with modules module streams (dir/modules.yaml) and groups comps groups
+// (dir/comps.xml) left beside it for modifyrepo_c.
+func GenerateExtras(dir string, n, modules, groups int) error {
 	if err := os.MkdirAll(filepath.Join(dir, "repodata"), 0o755); err != nil {
 		return err
 	}
 	pkgs := makePackages(n)
+	streams := assignModules(pkgs, modules)
+	if modules > 0 {
+		if err := writeFile(filepath.Join(dir, "modules.yaml"), func(w io.Writer) error { return writeModules(w, pkgs, streams) }); err != nil {
+			return err
+		}
+	}
+	if groups > 0 {
+		if err := writeFile(filepath.Join(dir, "comps.xml"), func(w io.Writer) error { return writeComps(w, pkgs, groups) }); err != nil {
+			return err
+		}
+	}
 	type file struct {
 		kind  string
 		write func(w io.Writer, ps []pkg) error
@@ -289,6 +317,147 @@ func writeOther(w io.Writer, ps []pkg) error {
 	}
 	bw.printf("</otherdata>\n")
 	return bw.err
+}
+
+// stream is one module stream: a modulemd document and its packages.
+type stream struct {
+	name, stream, context string
+	version               int64
+	pkgs                  []int // indices into the package list
+}
+
+// assignModules makes m module streams of 8 to 24 packages each, taken
+// from packages not in another stream, and gives those packages module
+// releases (N.module_el9+ID+HASH), as modular builds in AppStream have.
+func assignModules(ps []pkg, m int) []stream {
+	if m == 0 {
+		return nil
+	}
+	rng := rand.New(rand.NewPCG(uint64(len(ps)), uint64(m)))
+	taken := make([]bool, len(ps))
+	out := make([]stream, m)
+	for s := range out {
+		st := stream{
+			name:    stems[s%len(stems)],
+			stream:  strconv.Itoa(1 + s/len(stems)),
+			context: fmt.Sprintf("%08x", rng.Uint32()),
+			version: 9020020240000000 + int64(rng.IntN(999999)),
+		}
+		build, hash := 100+rng.IntN(9000), rng.Uint32()
+		for range 8 + rng.IntN(17) {
+			i := rng.IntN(len(ps))
+			if taken[i] {
+				continue
+			}
+			taken[i] = true
+			p := &ps[i]
+			p.rel = fmt.Sprintf("%d.module_el9+%d+%08x", 1+rng.IntN(9), build, hash)
+			st.pkgs = append(st.pkgs, i)
+		}
+		out[s] = st
+	}
+	return out
+}
+
+// writeModules writes a modules.yaml: one modulemd v2 document per stream
+// (profiles, api, components, artifacts) and a modulemd-defaults document
+// per module name naming its first stream.
+func writeModules(w io.Writer, ps []pkg, streams []stream) error {
+	bw := &errWriter{w: w}
+	seen := map[string]bool{}
+	for _, st := range streams {
+		if !seen[st.name] {
+			seen[st.name] = true
+			bw.printf("---\ndocument: modulemd-defaults\nversion: 1\ndata:\n  module: %s\n  stream: %q\n  profiles:\n    %q: [common]\n...\n", st.name, st.stream, st.stream)
+		}
+		bw.printf(`---
+document: modulemd
+version: 2
+data:
+  name: %s
+  stream: %q
+  version: %d
+  context: %s
+  arch: x86_64
+  summary: %s module
+  description: >-
+    %s.
+  license:
+    module:
+    - MIT
+  dependencies:
+  - buildrequires:
+      platform: [el9]
+    requires:
+      platform: [el9]
+  profiles:
+    common:
+      rpms:
+`, st.name, st.stream, st.version, st.context, st.name, sentence(rand.New(rand.NewPCG(uint64(st.version), 2)), 20))
+		for _, i := range st.pkgs[:min(3, len(st.pkgs))] {
+			bw.printf("      - %s\n", ps[i].name)
+		}
+		bw.printf("  api:\n    rpms:\n")
+		for _, i := range st.pkgs {
+			bw.printf("    - %s\n", ps[i].name)
+		}
+		bw.printf("  components:\n    rpms:\n")
+		for k, i := range st.pkgs {
+			bw.printf("      %s:\n        rationale: %s\n        ref: stream-%s-%s-rhel-9.4.0\n        buildorder: %d\n        arches: [aarch64, ppc64le, s390x, x86_64]\n",
+				ps[i].name, words[k%len(words)], st.name, st.stream, 10*(k%4))
+		}
+		bw.printf("  artifacts:\n    rpms:\n")
+		for _, i := range st.pkgs {
+			p := &ps[i]
+			bw.printf("    - %s-0:%s-%s.src\n    - %s-0:%s-%s.%s\n", p.name, p.ver, p.rel, p.name, p.ver, p.rel, p.arch)
+		}
+		bw.printf("...\n")
+	}
+	return bw.err
+}
+
+// writeComps writes a comps.xml of g groups of 10 to 60 package names,
+// one category holding them all and one environment.
+func writeComps(w io.Writer, ps []pkg, g int) error {
+	rng := rand.New(rand.NewPCG(uint64(len(ps)), uint64(g)+7))
+	bw := &errWriter{w: w}
+	bw.printf("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE comps PUBLIC \"-//Red Hat, Inc.//DTD Comps info//EN\" \"comps.dtd\">\n<comps>\n")
+	types := []string{"mandatory", "default", "default", "optional"}
+	for k := range g {
+		bw.printf("  <group>\n    <id>group-%d</id>\n    <name>%s</name>\n    <description>%s.</description>\n    <default>%t</default>\n    <uservisible>%t</uservisible>\n    <packagelist>\n",
+			k, sentence(rng, 3), sentence(rng, 12), k%3 == 0, k%4 != 0)
+		for range 10 + rng.IntN(51) {
+			bw.printf("      <packagereq type=\"%s\">%s</packagereq>\n", types[rng.IntN(len(types))], ps[rng.IntN(len(ps))].name)
+		}
+		bw.printf("    </packagelist>\n  </group>\n")
+	}
+	bw.printf("  <category>\n    <id>all</id>\n    <name>Everything</name>\n    <description>Every group.</description>\n    <display_order>10</display_order>\n    <grouplist>\n")
+	for k := range g {
+		bw.printf("      <groupid>group-%d</groupid>\n", k)
+	}
+	bw.printf("    </grouplist>\n  </category>\n  <environment>\n    <id>server-product-environment</id>\n    <name>Server</name>\n    <description>A server.</description>\n    <display_order>1</display_order>\n    <grouplist>\n")
+	for k := range min(g, 8) {
+		bw.printf("      <groupid>group-%d</groupid>\n", k)
+	}
+	bw.printf("    </grouplist>\n  </environment>\n</comps>\n")
+	return bw.err
+}
+
+// writeFile writes name through a buffer.
+func writeFile(name string, write func(io.Writer) error) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(f)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 type errWriter struct {

@@ -264,6 +264,20 @@ func (r *Repo) Current(ctx context.Context, root string) (*Generation, string, e
 	return res.Gen, ResultMiss, nil
 }
 
+// Prefetch starts fetching a root that has no generation yet, in the
+// background (unless a refresh of it runs or it backs off after
+// failures), for a caller that will need it soon: a view's reference is
+// then fetched beside the repo's own metadata, not after it.
+func (r *Repo) Prefetch(root string) {
+	st := r.state(root)
+	st.mu.RLock()
+	cur := st.cur
+	st.mu.RUnlock()
+	if cur == nil {
+		r.kick(root, st)
+	}
+}
+
 // kick starts a background refresh of a due root unless one runs or the
 // root is backing off after failures.
 func (r *Repo) kick(root string, st *rootState) {
