@@ -53,7 +53,7 @@ func main() {
 	reps := flag.Int("reps", 3, "rounds")
 	key := flag.String("key", "proxy/testdata/signing-key.asc", "signing key (armored)")
 	child := flag.String("child", "", "internal: run the proxy side against this upstream URL")
-	cpuprofile := flag.String("cpuprofile", "", "with -child: write the proxy side's CPU profile here")
+	cpuprofile := flag.String("cpuprofile", "", "write the proxy side's CPU profile here (of the last round)")
 	flag.Parse()
 	if *child != "" {
 		if *cpuprofile != "" {
@@ -81,13 +81,13 @@ func main() {
 		var b float64
 		var err error
 		if i%2 == 0 {
-			p, err = runChild(up.URL+"/", *key)
+			p, err = runChild(up.URL+"/", *key, profileOf(i, *reps, *cpuprofile))
 			check(err)
 			b, err = baseline(up.URL + "/")
 		} else {
 			b, err = baseline(up.URL + "/")
 			check(err)
-			p, err = runChild(up.URL+"/", *key)
+			p, err = runChild(up.URL+"/", *key, profileOf(i, *reps, *cpuprofile))
 		}
 		check(err)
 		ratios, proxyS, baseS = append(ratios, p.Seconds/b), append(proxyS, p.Seconds), append(baseS, b)
@@ -98,8 +98,17 @@ func main() {
 		median(proxyS), median(baseS), *reps, median(ratios), fmtAll(ratios), hwm>>10)
 }
 
-func runChild(upURL, key string) (childResult, error) {
-	cmd := exec.Command(os.Args[0], "-child", upURL, "-key", key)
+// profileOf is the profile path to pass to round i's child: the last
+// round's only.
+func profileOf(i, reps int, path string) string {
+	if i == reps-1 {
+		return path
+	}
+	return ""
+}
+
+func runChild(upURL, key, cpuprofile string) (childResult, error) {
+	cmd := exec.Command(os.Args[0], "-child", upURL, "-key", key, "-cpuprofile", cpuprofile)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
