@@ -72,10 +72,19 @@ func (g *Generation) File(href string) (metadata.Record, bool) {
 type pkgIndex struct {
 	mu    sync.Mutex // one build at a time
 	built atomic.Bool
-	pkgs  map[string]PkgRef // set once, before built
+	pkgs  map[string]packedRef // set once, before built
 }
 
-func (x *pkgIndex) set(fn func() (map[string]PkgRef, error)) error {
+// lookup returns the index's entry for a path below the root.
+func (x *pkgIndex) lookup(rel string) (PkgRef, bool) {
+	p, ok := x.pkgs[rel]
+	if !ok {
+		return PkgRef{}, false
+	}
+	return p.unpack(), true
+}
+
+func (x *pkgIndex) set(fn func() (map[string]packedRef, error)) error {
 	if x.built.Load() {
 		return nil
 	}
@@ -106,6 +115,38 @@ type PkgRef struct {
 	Size int64
 }
 
+// packedRef is a PkgRef as the index holds it: the digest as raw bytes,
+// its type as an index into sumTypes (len(sumTypes): digest is "type:hex").
+// The hex form took more than half of the index of a 30,000-package repo.
+type packedRef struct {
+	digest string
+	size   int64
+	typ    uint8
+}
+
+var sumTypes = [...]string{"md5", "sha1", "sha224", "sha256", "sha384", "sha512"}
+
+func pack(r PkgRef) packedRef {
+	for i, t := range sumTypes {
+		if r.Sum.Type != t {
+			continue
+		}
+		if raw, err := hex.DecodeString(r.Sum.Value); err == nil && hex.EncodeToString(raw) == r.Sum.Value {
+			return packedRef{digest: string(raw), size: r.Size, typ: uint8(i)}
+		}
+		break
+	}
+	return packedRef{digest: r.Sum.Type + ":" + r.Sum.Value, size: r.Size, typ: uint8(len(sumTypes))}
+}
+
+func (p packedRef) unpack() PkgRef {
+	if int(p.typ) < len(sumTypes) {
+		return PkgRef{Sum: metadata.Checksum{Type: sumTypes[p.typ], Value: hex.EncodeToString([]byte(p.digest))}, Size: p.size}
+	}
+	typ, val, _ := strings.Cut(p.digest, ":")
+	return PkgRef{Sum: metadata.Checksum{Type: typ, Value: val}, Size: p.size}
+}
+
 // Sink takes the packages of a generation's primary.xml from the pass
 // that builds its package index, so a consumer of every package (the views'
 // analysis) does not read primary.xml again. Package gets each package in
@@ -126,7 +167,7 @@ func (r *Repo) buildIndex(ctx context.Context, root string, g *Generation) error
 // When the index is already built, sink gets nothing and Done(errIndexBuilt).
 func (r *Repo) buildIndexWith(ctx context.Context, root string, g *Generation, sink Sink) error {
 	ran := false
-	err := g.idx.set(func() (map[string]PkgRef, error) {
+	err := g.idx.set(func() (map[string]packedRef, error) {
 		ran = true
 		// Not the caller's context: one client hanging up must not leave
 		// the index failed for everyone.
@@ -180,12 +221,12 @@ func (s *funcSink) Done(err error) {
 
 // readIndex scans the generation's primary.xml into a package index,
 // passing every package to sink too.
-func (r *Repo) readIndex(ctx context.Context, root string, g *Generation, sink Sink) (map[string]PkgRef, error) {
-	pkgs := map[string]PkgRef{}
+func (r *Repo) readIndex(ctx context.Context, root string, g *Generation, sink Sink) (map[string]packedRef, error) {
+	pkgs := map[string]packedRef{}
 	var sinkErr error
 	err := r.scanResolved(ctx, root, g, sink != nil, func(rel string, inside bool, p *metadata.PackageDeps) error {
 		if inside {
-			pkgs[rel] = PkgRef{Sum: p.Checksum, Size: p.Size}
+			pkgs[rel] = pack(PkgRef{Sum: p.Checksum, Size: p.Size})
 		}
 		if sink != nil && sinkErr == nil {
 			sinkErr = sink.Package(rel, inside, p)
@@ -304,7 +345,7 @@ func (r *Repo) LookupPackage(ctx context.Context, rel string) (PkgRef, bool) {
 				r.opt.Log.Warn("package index unavailable", "repo", r.opt.Name, "root", c.root, "err", err)
 				continue
 			}
-			if ref, ok := g.idx.pkgs[rel[len(c.root):]]; ok {
+			if ref, ok := g.idx.lookup(rel[len(c.root):]); ok {
 				return ref, true
 			}
 		}

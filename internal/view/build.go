@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dnfproxy/dnfproxy/cache"
 	"github.com/dnfproxy/dnfproxy/internal/keys"
@@ -49,6 +52,7 @@ func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Genera
 		return key
 	}
 	replaced := map[string]metadata.FileInfo{}
+	var filesMu sync.Mutex // replaced, vg.Files: the rewrites run in parallel
 
 	// write stores one rewritten file and records where it is served.
 	write := func(typ, origHref string, fill func(w io.Writer) (metadata.FileInfo, error)) error {
@@ -65,31 +69,42 @@ func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Genera
 		if err := w.Commit(ctx); err != nil {
 			return err
 		}
+		filesMu.Lock()
 		replaced[typ] = info
 		vg.Files[metadata.RewrittenHref(typ, origHref, info)] = File{Key: key}
+		filesMu.Unlock()
 		return nil
 	}
+	// The package files are independent given the plan: they are
+	// rewritten in parallel. Without filtered packages, filelists, other
+	// and filelists-ext would come out with the same content (annotations
+	// go to primary.xml only, the counts do not change): upstream's files
+	// are served as they are instead.
+	eg, ectx := errgroup.WithContext(ctx)
 	for _, kind := range metadata.PackageKinds() {
-		src, rec, err := e.Repo.Open(ctx, root, g, string(kind))
-		if errors.Is(err, cache.ErrNotFound) && kind != metadata.KindPrimary {
+		if kind != metadata.KindPrimary && plan.Filtered == 0 {
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", kind, err)
-		}
-		err = write(string(kind), rec.Href, func(w io.Writer) (metadata.FileInfo, error) {
-			res, err := plan.RewriteWithin(v.opt.Limits, kind, src, metadata.CodecOf(rec.Href), w, outputCodec(rec.Href), v.opt.Decompressed)
-			return res.FileInfo, err
+		eg.Go(func() error {
+			src, rec, err := e.Repo.Open(ectx, root, g, string(kind))
+			if errors.Is(err, cache.ErrNotFound) && kind != metadata.KindPrimary {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", kind, err)
+			}
+			defer src.Close()
+			return write(string(kind), rec.Href, func(w io.Writer) (metadata.FileInfo, error) {
+				res, err := plan.RewriteWithin(v.opt.Limits, kind, src, metadata.CodecOf(rec.Href), w, outputCodec(rec.Href), v.opt.Decompressed)
+				return res.FileInfo, err
+			})
 		})
-		src.Close()
-		if err != nil {
-			return nil, err
-		}
 	}
 	if view == Filter && plan.Filtered > 0 {
-		if err := filterUpdateinfo(ctx, e, root, g, dec, an, write); err != nil {
-			return nil, err
-		}
+		eg.Go(func() error { return filterUpdateinfo(ectx, e, root, g, dec, an, write) })
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
 	}
 	report, affected, err := viewReport(ctx, e, root, g, an, view)
 	if err != nil {
