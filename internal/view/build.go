@@ -101,7 +101,7 @@ func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Genera
 		})
 	}
 	if view == Filter && plan.Filtered > 0 {
-		eg.Go(func() error { return filterUpdateinfo(ectx, e, root, g, dec, an, write) })
+		eg.Go(func() error { return filterUpdateinfo(ectx, v.opt.Limits, e, root, g, dec, an, write) })
 	}
 	if err := eg.Wait(); err != nil {
 		return nil, err
@@ -175,7 +175,7 @@ func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Genera
 }
 
 // filterUpdateinfo drops the filtered packages from the advisories.
-func filterUpdateinfo(ctx context.Context, e Entry, root string, g *repo.Generation, dec map[string]metadata.Decision, an *analysis,
+func filterUpdateinfo(ctx context.Context, limits metadata.Limits, e Entry, root string, g *repo.Generation, dec map[string]metadata.Decision, an *analysis,
 	write func(typ, origHref string, fill func(io.Writer) (metadata.FileInfo, error)) error) error {
 	zr, rec, err := e.Repo.OpenContent(ctx, root, g, "updateinfo")
 	if errors.Is(err, cache.ErrNotFound) {
@@ -196,7 +196,7 @@ func filterUpdateinfo(ctx context.Context, e Entry, root string, g *repo.Generat
 		if err != nil {
 			return metadata.FileInfo{}, err
 		}
-		if _, err := metadata.FilterUpdateinfo(zr, fw, func(id metadata.PackageID) bool { return drop[metadata.ModularKey(id)] }); err != nil {
+		if _, err := limits.FilterUpdateinfo(zr, fw, func(id metadata.PackageID) bool { return drop[metadata.ModularKey(id)] }); err != nil {
 			return metadata.FileInfo{}, err
 		}
 		if err := fw.Close(); err != nil {
