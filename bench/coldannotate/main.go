@@ -55,6 +55,7 @@ func main() {
 	key := flag.String("key", "proxy/testdata/signing-key.asc", "signing key (armored)")
 	child := flag.String("child", "", "internal: run the proxy side against this upstream URL")
 	cpuprofile := flag.String("cpuprofile", "", "write the proxy side's CPU profile here (of the last round)")
+	mode := flag.String("mode", "annotate", "the repo's compat mode: annotate, or filter (5% of the packages filtered: every package file rewritten)")
 	verbose := flag.Bool("v", false, "the proxy side logs to stderr (timings of the switch and the view build)")
 	flag.Parse()
 	if *verbose {
@@ -67,7 +68,7 @@ func main() {
 			check(pprof.StartCPUProfile(f))
 			defer pprof.StopCPUProfile()
 		}
-		res, err := proxySide(*child, *key)
+		res, err := proxySide(*child, *key, *mode)
 		check(err)
 		check(json.NewEncoder(os.Stdout).Encode(res))
 		pprof.StopCPUProfile()
@@ -86,20 +87,20 @@ func main() {
 		var b float64
 		var err error
 		if i%2 == 0 {
-			p, err = runChild(up.URL+"/", *key, profileOf(i, *reps, *cpuprofile))
+			p, err = runChild(up.URL+"/", *key, *mode, profileOf(i, *reps, *cpuprofile))
 			check(err)
 			b, err = baseline(up.URL + "/")
 		} else {
 			b, err = baseline(up.URL + "/")
 			check(err)
-			p, err = runChild(up.URL+"/", *key, profileOf(i, *reps, *cpuprofile))
+			p, err = runChild(up.URL+"/", *key, *mode, profileOf(i, *reps, *cpuprofile))
 		}
 		check(err)
 		ratios, proxyS, baseS = append(ratios, p.Seconds/b), append(proxyS, p.Seconds), append(baseS, b)
 		hwm = max(hwm, p.HWMKiB)
 		fmt.Fprintf(os.Stderr, "round %d: proxy %.2fs (VmHWM %d MiB), baseline %.2fs, ratio %.2f\n", i+1, p.Seconds, p.HWMKiB>>10, b, p.Seconds/b)
 	}
-	fmt.Printf("cold annotate, first repomd.xml request to rewritten primary served: proxy %.2fs, fetch+decompress+recompress %.2fs (medians of %d), ratio %.2f (median of rounds; rounds %s); proxy peak RSS %d MiB\n",
+	fmt.Printf("cold %s, first repomd.xml request to rewritten primary served: proxy %.2fs, fetch+decompress+recompress %.2fs (medians of %d), ratio %.2f (median of rounds; rounds %s); proxy peak RSS %d MiB\n", *mode,
 		median(proxyS), median(baseS), *reps, median(ratios), fmtAll(ratios), hwm>>10)
 }
 
@@ -112,8 +113,8 @@ func profileOf(i, reps int, path string) string {
 	return ""
 }
 
-func runChild(upURL, key, cpuprofile string) (childResult, error) {
-	cmd := exec.Command(os.Args[0], "-child", upURL, "-key", key, "-cpuprofile", cpuprofile)
+func runChild(upURL, key, mode, cpuprofile string) (childResult, error) {
+	cmd := exec.Command(os.Args[0], "-child", upURL, "-key", key, "-mode", mode, "-cpuprofile", cpuprofile)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -125,7 +126,7 @@ func runChild(upURL, key, cpuprofile string) (childResult, error) {
 
 // proxySide starts a fresh proxy in annotate mode over upURL and times the
 // first repomd.xml request and the rewritten primary's.
-func proxySide(upURL, key string) (childResult, error) {
+func proxySide(upURL, key, mode string) (childResult, error) {
 	tmp, err := os.MkdirTemp("", "coldannotate-")
 	if err != nil {
 		return childResult{}, err
@@ -141,6 +142,9 @@ func proxySide(upURL, key string) (childResult, error) {
 	cfg.Signing.KeyFile = key
 	r := config.NewRepo("r", upURL)
 	r.Compat.Mode = config.ModeAnnotate
+	if mode == "filter" {
+		r.Compat.Mode = config.ModeFilter
+	}
 	cfg.Repos = []config.Repo{r}
 	store, err := cache.OpenBadger(filepath.Join(tmp, "cache"), cache.DefaultBadgerOptions())
 	if err != nil {

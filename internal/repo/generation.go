@@ -154,6 +154,7 @@ func (p packedRef) unpack() PkgRef {
 // it ends the sink's part, not the index: Done is then told that error.
 // Done is called once, with nil only when every package was passed.
 type Sink interface {
+	Fields() metadata.ScanFields // the dependency data Package needs
 	Package(rel string, inside bool, p *metadata.PackageDeps) error
 	Done(err error)
 }
@@ -191,11 +192,12 @@ var errIndexBuilt = errors.New("package index already built")
 // fetch such a package from its base, not through the proxy). When the
 // generation's package index is not built yet, it is built in the same
 // pass.
-func (r *Repo) ScanPackages(ctx context.Context, root string, g *Generation, fn func(rel string, inside bool, p *metadata.PackageDeps) error) error {
-	s := &funcSink{fn: fn}
+// fields says what fn needs of each package's dependency data.
+func (r *Repo) ScanPackages(ctx context.Context, root string, g *Generation, fields metadata.ScanFields, fn func(rel string, inside bool, p *metadata.PackageDeps) error) error {
+	s := &funcSink{fn: fn, fields: fields}
 	err := r.buildIndexWith(ctx, root, g, s)
 	if !s.done { // built before: a pass of its own
-		return r.scanResolved(ctx, root, g, true, fn)
+		return r.scanResolved(ctx, root, g, fields, fn)
 	}
 	if err != nil {
 		return err
@@ -204,10 +206,13 @@ func (r *Repo) ScanPackages(ctx context.Context, root string, g *Generation, fn 
 }
 
 type funcSink struct {
-	fn   func(string, bool, *metadata.PackageDeps) error
-	done bool
-	err  error
+	fn     func(string, bool, *metadata.PackageDeps) error
+	fields metadata.ScanFields
+	done   bool
+	err    error
 }
+
+func (s *funcSink) Fields() metadata.ScanFields { return s.fields }
 
 func (s *funcSink) Package(rel string, inside bool, p *metadata.PackageDeps) error {
 	return s.fn(rel, inside, p)
@@ -224,7 +229,11 @@ func (s *funcSink) Done(err error) {
 func (r *Repo) readIndex(ctx context.Context, root string, g *Generation, sink Sink) (map[string]packedRef, error) {
 	pkgs := map[string]packedRef{}
 	var sinkErr error
-	err := r.scanResolved(ctx, root, g, sink != nil, func(rel string, inside bool, p *metadata.PackageDeps) error {
+	var fields metadata.ScanFields
+	if sink != nil {
+		fields = sink.Fields()
+	}
+	err := r.scanResolved(ctx, root, g, fields, func(rel string, inside bool, p *metadata.PackageDeps) error {
 		if inside {
 			pkgs[rel] = pack(PkgRef{Sum: p.Checksum, Size: p.Size})
 		}
@@ -247,9 +256,9 @@ func (r *Repo) readIndex(ctx context.Context, root string, g *Generation, sink S
 }
 
 // scanResolved scans the generation's primary.xml (with the dependency
-// data when deps) and calls fn with each package and its resolved path. A
-// generation without primary.xml has no packages.
-func (r *Repo) scanResolved(ctx context.Context, root string, g *Generation, deps bool, fn func(rel string, inside bool, p *metadata.PackageDeps) error) error {
+// data fields asks for) and calls fn with each package and its resolved
+// path. A generation without primary.xml has no packages.
+func (r *Repo) scanResolved(ctx context.Context, root string, g *Generation, fields metadata.ScanFields, fn func(rel string, inside bool, p *metadata.PackageDeps) error) error {
 	zr, _, err := r.OpenContent(ctx, root, g, "primary")
 	if errors.Is(err, cache.ErrNotFound) {
 		if _, ok := g.md.Record("primary"); !ok {
@@ -271,8 +280,8 @@ func (r *Repo) scanResolved(ctx context.Context, root string, g *Generation, dep
 		}
 		return fn(rel, inside, p)
 	}
-	if deps {
-		err = r.opt.Limits.Decode.ScanPrimaryAll(zr, each)
+	if fields != 0 {
+		err = r.opt.Limits.Decode.ScanPrimaryFields(zr, fields, each)
 	} else {
 		var d metadata.PackageDeps
 		err = r.opt.Limits.Decode.ScanPrimary(zr, func(p metadata.Package) error {

@@ -73,11 +73,11 @@ func (v *Views) analysisFor(ctx context.Context, name string, e Entry, root stri
 		}
 		v.mu.Unlock()
 		if an == nil {
-			run, err := v.startAnalysis(ctx, e, root, in)
+			run, err := v.startAnalysis(ctx, name, e, root, in)
 			if err != nil {
 				return nil, err
 			}
-			if err := e.Repo.ScanPackages(ctx, root, g, run.add); err != nil {
+			if err := e.Repo.ScanPackages(ctx, root, g, run.fields(), run.add); err != nil {
 				return nil, err
 			}
 			if an, err = run.finish(ctx, g); err != nil {
@@ -132,7 +132,7 @@ func (v *Views) SwitchScan(ctx context.Context, name, root string, g *repo.Gener
 	in, err := v.inputFor(ctx, e, root, g, "", haveView)
 	if err == nil {
 		var run *analysisRun
-		if run, err = v.startAnalysis(ctx, e, root, in); err == nil {
+		if run, err = v.startAnalysis(ctx, name, e, root, in); err == nil {
 			return &switchSink{v: v, ctx: ctx, name: name, root: root, g: g, run: run}
 		}
 	}
@@ -149,6 +149,8 @@ type switchSink struct {
 	g          *repo.Generation
 	run        *analysisRun
 }
+
+func (s *switchSink) Fields() metadata.ScanFields { return s.run.fields() }
 
 func (s *switchSink) Package(rel string, inside bool, p *metadata.PackageDeps) error {
 	return s.run.add(rel, inside, p)
@@ -188,7 +190,7 @@ type analysisRun struct {
 	depIdx     map[string]int // pkgid → index in an.deps, for packages only the ELF layer may flag
 }
 
-func (v *Views) startAnalysis(ctx context.Context, e Entry, root string, in input) (*analysisRun, error) {
+func (v *Views) startAnalysis(ctx context.Context, name string, e Entry, root string, in input) (*analysisRun, error) {
 	markers, err := metadata.NewVendorMarkers(e.Compat.VendorMarkers)
 	if err != nil {
 		return nil, fmt.Errorf("compat.vendor_markers: %w", err)
@@ -198,7 +200,7 @@ func (v *Views) startAnalysis(ctx context.Context, e Entry, root string, in inpu
 	if in.refGen != nil {
 		refRepo := v.opt.Repos[e.Compat.Reference].Repo
 		var refPkgs []metadata.ABIPackage
-		err := refRepo.ScanPackages(ctx, root, in.refGen, func(_ string, _ bool, p *metadata.PackageDeps) error {
+		err := refRepo.ScanPackages(ctx, root, in.refGen, metadata.ScanProvides, func(_ string, _ bool, p *metadata.PackageDeps) error {
 			refPkgs = append(refPkgs, metadata.ABIPackage{PackageID: p.ID(), Provides: p.ABIProvides})
 			if in.elf {
 				r.refDeps = append(r.refDeps, trimDeps(p))
@@ -213,11 +215,42 @@ func (v *Views) startAnalysis(ctx context.Context, e Entry, root string, in inpu
 			r.stable, r.stableTodo = v.elfStablelist(ctx, e, root, r.refDeps)
 		}
 	}
-	if len(e.Compat.Filter) > 0 {
+	if v.filterInUse(name, e, root) {
 		// The affected dependents come from this same pass.
 		r.an.deps = newDepSummary()
 	}
 	return r, nil
+}
+
+// filterInUse reports whether a filter view of the root filters anything:
+// the repo is in filter mode, or a client asked for its @filter view. Only
+// then does the analysis keep what the affected dependents need (a filter
+// view asked for later reads primary.xml for them: lateDeps).
+func (v *Views) filterInUse(name string, e Entry, root string) bool {
+	if len(e.Compat.Filter) == 0 {
+		return false
+	}
+	if e.Compat.Mode == config.ModeFilter {
+		return true
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.slots[slotKey(name, root, Filter)]
+	return ok
+}
+
+// fields is what the analysis reads of each package's dependencies: the
+// provides to compare with a reference, everything for the affected
+// dependents.
+func (r *analysisRun) fields() metadata.ScanFields {
+	var f metadata.ScanFields
+	if r.in.refGen != nil {
+		f |= metadata.ScanProvides
+	}
+	if r.an.deps != nil {
+		f |= metadata.ScanAll
+	}
+	return f
 }
 
 // add analyses one package of the generation.
@@ -397,12 +430,41 @@ func viewReport(ctx context.Context, e Entry, root string, g *repo.Generation, a
 	if aff, ok := an.affected[view]; ok {
 		return pkgs, aff, nil
 	}
+	if an.deps == nil && len(e.Compat.Filter) > 0 {
+		if err := lateDeps(ctx, e, root, g, an); err != nil {
+			return nil, nil, fmt.Errorf("affected dependents: %w", err)
+		}
+	}
 	aff := affectedBy(an, an.decisions(e.Compat, view))
 	if an.affected == nil {
 		an.affected = map[string][]AffectedPackage{}
 	}
 	an.affected[view] = aff
 	return pkgs, aff, nil
+}
+
+// lateDeps gives an analysis made while no filter view was in use what
+// the affected dependents need, in a pass over primary.xml of its own.
+// Called with an.mu held.
+func lateDeps(ctx context.Context, e Entry, root string, g *repo.Generation, an *analysis) error {
+	at := make(map[string]int32, len(an.pkgs)) // pkgid → index in an.pkgs
+	for i, p := range an.pkgs {
+		at[p.pkgid] = int32(i)
+	}
+	deps := newDepSummary()
+	err := e.Repo.ScanPackages(ctx, root, g, metadata.ScanAll, func(_ string, _ bool, p *metadata.PackageDeps) error {
+		i, ok := at[p.Checksum.Value]
+		if !ok {
+			i = -1
+		}
+		deps.add(p, i, ok)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	an.deps = deps
+	return nil
 }
 
 // Report is a root's divergence report.

@@ -19,6 +19,12 @@ import (
 	"github.com/dnfproxy/dnfproxy/metadata"
 )
 
+// rewriters is how many files a build rewrites at once. Each rewrite runs
+// its decoder, scanner and encoder on goroutines of their own, so two keep
+// two cores busy; a third adds memory (its buffers, and larger batches in
+// the store) more than speed.
+const rewriters = 2
+
 // buildView rewrites a generation's metadata for a view and stores the
 // files. Nothing is visible until the caller installs the result.
 func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Generation, an *analysis, in input) (*Gen, error) {
@@ -81,6 +87,7 @@ func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Genera
 	// go to primary.xml only, the counts do not change): upstream's files
 	// are served as they are instead.
 	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(rewriters)
 	for _, kind := range metadata.PackageKinds() {
 		if kind != metadata.KindPrimary && plan.Filtered == 0 {
 			continue
