@@ -531,6 +531,15 @@ func (v *Views) buildAs(ctx context.Context, s *slot, e Entry, g *repo.Generatio
 			var vg *Gen
 			in := in.withAnalysis(an)
 			if vg, err = v.buildView(bctx, s, e, g, an, in); err == nil {
+				if v.superseded(bctx, s, e, vg) {
+					// A build of a later input finished first (a slow
+					// build of an older generation, rules or ELF
+					// status): the slot keeps it.
+					s.mu.Lock()
+					s.pending = nil
+					s.mu.Unlock()
+					return vg, nil
+				}
 				v.install(bctx, s, vg)
 				if v.opt.Built != nil {
 					v.opt.Built(s.repo, s.view)
@@ -559,6 +568,22 @@ func (v *Views) buildAs(ctx context.Context, s *slot, e Entry, g *repo.Generatio
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// superseded reports whether the slot already serves the view of the
+// root's current input, so that installing vg, built from another input,
+// would move it back.
+func (v *Views) superseded(ctx context.Context, s *slot, e Entry, vg *Gen) bool {
+	cur := s.current()
+	if cur == nil || cur.Input == vg.Input {
+		return false
+	}
+	g, _ := e.Repo.Generations(s.root)
+	if g == nil {
+		return false
+	}
+	in, err := v.inputFor(ctx, e, s.root, g, s.view, true)
+	return err == nil && in.key == cur.Input
 }
 
 func (v *Views) install(ctx context.Context, s *slot, vg *Gen) {
