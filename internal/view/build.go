@@ -234,7 +234,7 @@ func (v *Views) filterComps(ctx context.Context, e Entry, root string, g *repo.G
 		broken[a.NEVRA] = true
 	}
 	drop, keep := map[string]bool{}, map[string]bool{}
-	err := scanPackages(ctx, e.Repo, root, g, func(p metadata.Package) error {
+	err := e.Repo.ScanPackages(ctx, root, g, 0, func(_ string, _ bool, p *metadata.PackageDeps) error {
 		if dec[p.Checksum.Value].Action == metadata.ActionFilter || broken[p.NEVRA()] {
 			drop[p.Name] = true
 		} else {
@@ -271,15 +271,6 @@ func (v *Views) filterComps(ctx context.Context, e Entry, root string, g *repo.G
 		}
 	}
 	return groups, nil
-}
-
-func scanPackages(ctx context.Context, r *repo.Repo, root string, g *repo.Generation, fn func(metadata.Package) error) error {
-	zr, _, err := r.OpenContent(ctx, root, g, "primary")
-	if err != nil {
-		return fmt.Errorf("primary.xml: %w", err)
-	}
-	defer zr.Close()
-	return metadata.ScanPrimary(zr, fn)
 }
 
 // compsCodec keeps a comps record's codec: plain comps.xml stays plain.
