@@ -54,7 +54,15 @@ func (a *readAhead) run(r io.Reader) {
 		case <-a.stop:
 			return
 		}
-		n, err := io.ReadAtLeast(r, b, len(b))
+		// Fill the buffer (fewer hand-overs), keeping r's own error as it
+		// is: a truncated stream's io.ErrUnexpectedEOF must not become EOF.
+		n := 0
+		var err error
+		for n < len(b) && err == nil {
+			var k int
+			k, err = r.Read(b[n:])
+			n += k
+		}
 		if n > 0 {
 			select {
 			case a.full <- b[:n]:
@@ -63,9 +71,6 @@ func (a *readAhead) run(r io.Reader) {
 			}
 		}
 		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				err = io.EOF
-			}
 			a.err = err
 			return
 		}
