@@ -109,8 +109,9 @@ func (v *Views) analysisFor(ctx context.Context, name string, e Entry, root stri
 // builds its package index, so the switch reads primary.xml once for both.
 // The analysis is kept aside until a view asks for its input
 // (analysisFor); when the input cannot be had at the switch (the reference
-// is not fetched and a view is served meanwhile), there is no sink and the
-// analysis reads primary.xml when it is asked for.
+// is not fetched, and a view is served meanwhile or the reference has a
+// reference itself), there is no sink and the analysis reads primary.xml
+// when it is asked for.
 func (v *Views) SwitchScan(ctx context.Context, name, root string, g *repo.Generation) repo.Sink {
 	e, ok := v.opt.Repos[name]
 	if !ok {
@@ -129,7 +130,14 @@ func (v *Views) SwitchScan(ctx context.Context, name, root string, g *repo.Gener
 	if !inUse || !v.bg.Enter() {
 		return nil
 	}
-	in, err := v.inputFor(ctx, e, root, g, "", haveView)
+	// This runs inside the repo's refresh: waiting here for the reference's
+	// first generation is safe only when the reference has no reference of
+	// its own (its refresh then never waits in turn; with repos referencing
+	// each other, each refresh would wait for the other). Otherwise the
+	// reference is fetched in the background and the analysis is left to
+	// the view build.
+	wait := !haveView && v.opt.Repos[e.Compat.Reference].Compat.Reference == ""
+	in, err := v.inputFor(ctx, e, root, g, "", !wait)
 	if err == nil {
 		var run *analysisRun
 		if run, err = v.startAnalysis(ctx, name, e, root, in); err == nil {
