@@ -301,7 +301,11 @@ func (p *Plan) RewriteWithin(l Limits, kind FileKind, in io.Reader, inCodec Code
 			seekable = false
 		}
 	}
-	res, err := p.rewrite(l, kind, in, inCodec, fw, limit, -1, seekable)
+	// The encoder and the checksums run behind the rewrite, on another
+	// goroutine.
+	wb := newWriteBehind(fw)
+	defer wb.Close()
+	res, err := p.rewrite(l, kind, in, inCodec, wb, limit, -1, seekable)
 	if err == errNeedCount {
 		var n int
 		if _, err = rs.Seek(start, io.SeekStart); err == nil {
@@ -311,8 +315,11 @@ func (p *Plan) RewriteWithin(l Limits, kind FileKind, in io.Reader, inCodec Code
 			_, err = rs.Seek(start, io.SeekStart)
 		}
 		if err == nil {
-			res, err = p.rewrite(l, kind, rs, inCodec, fw, limit, n, false)
+			res, err = p.rewrite(l, kind, rs, inCodec, wb, limit, n, false)
 		}
+	}
+	if cerr := wb.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return res, err
@@ -734,6 +741,14 @@ func scanDocumentMax(kind FileKind, r io.Reader, spotsFor func(pkgid string) boo
 	root, err := kind.rootName()
 	if err != nil {
 		return err
+	}
+	switch r.(type) {
+	case *bytes.Reader, *bytes.Buffer, *strings.Reader: // in memory: nothing to overlap
+	default:
+		// The decoder runs ahead on another goroutine.
+		ra := newReadAhead(r)
+		defer ra.Close()
+		r = ra
 	}
 	s := &docScanner{r: r, kind: kind, root: root, buf: make([]byte, 0, min(256<<10, maxItem+1)), spotsFor: spotsFor, maxItem: maxItem}
 	s.buf = s.buf[:cap(s.buf)]

@@ -55,7 +55,23 @@ func ScanPrimaryAll(r io.Reader, fn func(*PackageDeps) error) error {
 
 // ScanPrimary is the package-level ScanPrimary within l.
 func (l Limits) ScanPrimary(r io.Reader, fn func(Package) error) error {
-	return l.scanPrimary(r, false, func(p *PackageDeps) error { return fn(p.Package) })
+	return l.scanPrimary(r, 0, func(p *PackageDeps) error { return fn(p.Package) })
+}
+
+// ScanFields says what a scan reads of each package's dependency data; the
+// rest of PackageDeps is always read.
+type ScanFields uint8
+
+const (
+	ScanProvides ScanFields = 1 << iota // Provides and ABIProvides
+	ScanRequires                        // Requires and Files
+	ScanAll      = ScanProvides | ScanRequires
+)
+
+// ScanPrimaryFields is ScanPrimaryAll reading only the dependency data f
+// asks for: what it does not ask for is validated and left empty.
+func (l Limits) ScanPrimaryFields(r io.Reader, f ScanFields, fn func(*PackageDeps) error) error {
+	return l.scanPrimary(r, f, fn)
 }
 
 // ScanPrimaryAll streams the uncompressed primary.xml in r and calls fn
@@ -67,12 +83,12 @@ func (l Limits) ScanPrimary(r io.Reader, fn func(Package) error) error {
 // package without what ScanPrimary validates is ErrMalformed; fn's error
 // stops the scan and is returned as it is.
 func (l Limits) ScanPrimaryAll(r io.Reader, fn func(*PackageDeps) error) error {
-	return l.scanPrimary(r, true, fn)
+	return l.scanPrimary(r, ScanAll, fn)
 }
 
-func (l Limits) scanPrimary(r io.Reader, deps bool, fn func(*PackageDeps) error) error {
+func (l Limits) scanPrimary(r io.Reader, fields ScanFields, fn func(*PackageDeps) error) error {
 	var (
-		pp     = primaryParser{deps: deps}
+		pp     = primaryParser{fields: fields}
 		n      int
 		inBody bool
 	)
@@ -215,9 +231,9 @@ func checkXMLText(b []byte, at int) error {
 // primaryParser reads the fields of one <package> element, given as its
 // complete bytes.
 type primaryParser struct {
-	deps  bool
-	stack [][]byte // names of the open elements
-	x     xmlPackage
+	fields ScanFields
+	stack  [][]byte // names of the open elements
+	x      xmlPackage
 
 	// Scratch lists, reused from package to package.
 	provides, requires []xmlDepEntry
@@ -337,7 +353,7 @@ func (pp *primaryParser) parse(raw []byte, d *PackageDeps) error {
 						}
 					})
 				case "format":
-					inFormat = pp.deps
+					inFormat = pp.fields != 0
 				}
 				if field != fieldNone {
 					fieldDepth, text = depth, ""
@@ -345,11 +361,17 @@ func (pp *primaryParser) parse(raw []byte, d *PackageDeps) error {
 			case depth == 2 && inFormat:
 				switch string(name) {
 				case "provides":
-					depList = &provides
+					if pp.fields&ScanProvides != 0 {
+						depList = &provides
+					}
 				case "requires":
-					depList = &requires
+					if pp.fields&ScanRequires != 0 {
+						depList = &requires
+					}
 				case "file":
-					field, fieldDepth, text = fieldFile, depth, ""
+					if pp.fields&ScanRequires != 0 {
+						field, fieldDepth, text = fieldFile, depth, ""
+					}
 				}
 			case isEntry:
 				checked = true
@@ -412,7 +434,7 @@ func (pp *primaryParser) parse(raw []byte, d *PackageDeps) error {
 		return err
 	}
 	d.Package = p
-	if !pp.deps {
+	if pp.fields == 0 {
 		return nil
 	}
 	for _, e := range provides {

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"slices"
 )
@@ -9,15 +10,30 @@ import (
 // splicer copies a stream to an output while an xml.Decoder reads the same
 // stream, so that chosen byte ranges (whole elements, found by the
 // decoder's InputOffset) can be dropped or replaced and everything else is
-// written byte for byte. It keeps only the bytes not yet written.
+// written byte for byte. It keeps only the bytes not yet written: with max
+// set, more than max of them (one token, or an element being skipped, that
+// is too large) is ErrTooLarge, kept in err and returned by Read, so the
+// decoder never holds more either.
 type splicer struct {
 	src  io.Reader
 	out  io.Writer
 	buf  bytes.Buffer // bytes from offset base on, read but not yet written
 	base int64
+	max  int64  // 0: no limit
+	what string // the file, for errors
+	err  error
 }
 
 func (s *splicer) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	// What is held beyond max before this read is one token too many (the
+	// decoder reads ahead by at most one buffer, which is not counted).
+	if s.max > 0 && int64(s.buf.Len()) > s.max {
+		s.err = fmt.Errorf("%w: %s at byte %d: an element or text node over %d bytes (the limit)", ErrTooLarge, s.what, s.base, s.max)
+		return 0, s.err
+	}
 	n, err := s.src.Read(p)
 	s.buf.Write(p[:n])
 	return n, err

@@ -9,9 +9,18 @@ import (
 // FilterUpdateinfo copies the uncompressed updateinfo.xml in r to w,
 // dropping from each advisory's package list the <package> entries for
 // which drop returns true. Everything else is copied byte for byte. It
-// returns how many entries were dropped.
+// returns how many entries were dropped. It runs within the default
+// Limits; see Limits.FilterUpdateinfo.
 func FilterUpdateinfo(r io.Reader, w io.Writer, drop func(PackageID) bool) (int, error) {
-	sp := &splicer{src: r, out: w}
+	return Limits{}.FilterUpdateinfo(r, w, drop)
+}
+
+// FilterUpdateinfo is the package-level FilterUpdateinfo within l: a token
+// (a text node, a tag, a comment) or a dropped <package> element over
+// l.MaxElement bytes is ErrTooLarge, so the parse holds at most about that
+// much whatever the input.
+func (l Limits) FilterUpdateinfo(r io.Reader, w io.Writer, drop func(PackageID) bool) (int, error) {
+	sp := &splicer{src: r, out: w, max: l.element(), what: "updateinfo.xml"}
 	dec := xml.NewDecoder(sp)
 	dec.Strict = true
 	depth, inPkglist, dropped := 0, 0, 0
@@ -23,6 +32,9 @@ func FilterUpdateinfo(r io.Reader, w io.Writer, drop func(PackageID) bool) (int,
 			break
 		}
 		if err != nil {
+			if sp.err != nil {
+				return dropped, sp.err
+			}
 			return dropped, fmt.Errorf("%w: updateinfo.xml: %v", ErrMalformed, err)
 		}
 		switch t := tok.(type) {
@@ -49,6 +61,9 @@ func FilterUpdateinfo(r io.Reader, w io.Writer, drop func(PackageID) bool) (int,
 					return dropped, err
 				}
 				if err := dec.Skip(); err != nil {
+					if sp.err != nil {
+						return dropped, sp.err
+					}
 					return dropped, fmt.Errorf("%w: updateinfo.xml: %v", ErrMalformed, err)
 				}
 				depth--

@@ -3,7 +3,9 @@ package metadata
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -103,4 +105,64 @@ func TestModularPackages(t *testing.T) {
 	if _, err := ModularPackages(strings.NewReader("document: modulemd\ndata: [")); !errors.Is(err, ErrMalformed) {
 		t.Errorf("bad YAML: %v", err)
 	}
+}
+
+// hugeUpdateinfo streams an updateinfo.xml whose one advisory has a text
+// node, or a filtered <package> element, of n bytes, without holding it.
+func hugeUpdateinfo(n int64, where string) io.Reader {
+	head := `<?xml version="1.0" encoding="UTF-8"?>` + "\n<updates><update><id>A-1</id><description>"
+	mid := "</description><pkglist><collection><package name=\"big\" version=\"1\" release=\"1\" epoch=\"0\" arch=\"noarch\"><filename>"
+	tail := "</filename></package></collection></pkglist></update></updates>\n"
+	fill := io.LimitReader(repeatReader('x'), n)
+	if where == "description" {
+		return io.MultiReader(strings.NewReader(head), fill, strings.NewReader(mid+"big.rpm"+tail))
+	}
+	return io.MultiReader(strings.NewReader(head+"short"+mid), fill, strings.NewReader(tail))
+}
+
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+// TestFilterUpdateinfoElementLimit: a text node or a dropped <package>
+// over MaxElement is ErrTooLarge, and the filter allocates a small
+// multiple of the limit however large the node (encoding/xml alone buffers
+// a whole text node, and the splicer held it once more). Within the limit
+// the same shape passes.
+func TestFilterUpdateinfoElementLimit(t *testing.T) {
+	const limit = 1 << 20
+	lim := Limits{MaxElement: limit}
+	dropBig := func(p PackageID) bool { return p.Name == "big" }
+	for _, where := range []string{"description", "dropped package"} {
+		t.Run(where, func(t *testing.T) {
+			var err error
+			alloc := allocBytes(func() {
+				_, err = lim.FilterUpdateinfo(hugeUpdateinfo(64<<20, where), io.Discard, dropBig)
+			})
+			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "over 1048576 bytes") {
+				t.Fatalf("64 MiB node with a 1 MiB limit: err %v, want ErrTooLarge naming the limit", err)
+			}
+			if alloc > 32*limit { // holding the 64 MiB node once would be twice that
+				t.Errorf("allocated %d MiB for a 1 MiB limit", alloc>>20)
+			}
+			n, err := lim.FilterUpdateinfo(hugeUpdateinfo(limit/2, where), io.Discard, dropBig)
+			if err != nil || n != 1 {
+				t.Fatalf("half-limit node: dropped %d, err %v; want 1, nil", n, err)
+			}
+		})
+	}
+}
+
+func allocBytes(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }

@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/dnfproxy/dnfproxy/internal/config"
 	"github.com/dnfproxy/dnfproxy/internal/keys"
 	"github.com/dnfproxy/dnfproxy/internal/testenv"
+	"github.com/dnfproxy/dnfproxy/internal/view"
 )
 
 // countingStore counts the opens of each key.
@@ -71,10 +74,10 @@ func startCountingProxy(t *testing.T, repos []config.Repo, edit func(*config.Con
 
 // TestPrimaryReadTwicePerGenerationOncePerView counts how often a filter
 // repo's primary.xml is opened from the store for one generation: the
-// package index at the switch, the analysis (which also yields the affected
-// dependents of the filter view), and the view's rewrite. Before the
-// analysis kept what the affected dependents need, the report read it twice
-// more.
+// switch's pass, which builds the package index and the analysis (with the
+// affected dependents of the filter view) together, and the view's
+// rewrite. With the analysis in a pass of its own it was 3; before the
+// analysis kept what the affected dependents need, 5.
 func TestPrimaryReadTwicePerGenerationOncePerView(t *testing.T) {
 	dir := newRepoDir(t, "el9", append(testenv.InitialRPMs(), testenv.RPMLibAlma))
 	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
@@ -105,8 +108,8 @@ func TestPrimaryReadTwicePerGenerationOncePerView(t *testing.T) {
 	}
 	p.settle(t)
 	// index + analysis (with the affected dependents) + the filter view's rewrite
-	if n := cs.opens(primary); n != 3 {
-		t.Errorf("primary.xml opened %d times for one generation and one view, want 3 (index, analysis, rewrite)", n)
+	if n := cs.opens(primary); n != 2 {
+		t.Errorf("primary.xml opened %d times for one generation and one view, want 2 (index with the analysis, rewrite)", n)
 	}
 	// A second view of the same generation reuses the analysis: one more read.
 	before := cs.opens(primary)
@@ -135,5 +138,50 @@ func TestConfiguredDecodeLimitsReachTheScanners(t *testing.T) {
 	_, err := p.srv.repos["test"].gens.Refresh(context.Background(), "el9/")
 	if err == nil || !strings.Contains(err.Error(), "over 300 bytes") {
 		t.Fatalf("refresh error %v (status %d %s), want the 300-byte element limit", err, st, body)
+	}
+}
+
+// TestFilterViewOfAnnotateRepoListsAffected: an annotate repo's analysis
+// leaves out what the affected dependents need (no filter view is in use
+// at its switch); a client asking for the @filter view later still gets
+// them in its abi-divergence record, from one more read of primary.xml,
+// and the filter view's rewrite is the other.
+func TestFilterViewOfAnnotateRepoListsAffected(t *testing.T) {
+	dir := newRepoDir(t, "el9", append(testenv.InitialRPMs(), testenv.RPMLibAlma))
+	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rulesFile, []byte("rules:\n  - name: all-lib\n    match: {name: dnfpt-lib}\n    reason: \"every build diverges\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := newFakeUpstream(t, dir)
+	r := testRepo("test", up.URL(), time.Hour)
+	r.Compat.Mode = config.ModeAnnotate
+	p, cs := startCountingProxy(t, []config.Repo{r}, func(c *config.Config) {
+		c.RuleFiles = []string{rulesFile}
+		c.Signing.KeyFile = "testdata/signing-key.asc"
+	})
+	primary := func(k string) bool {
+		return strings.HasPrefix(k, keys.MD+"test/el9/repodata/") && strings.Contains(k, "-primary.xml")
+	}
+	if _, files := viewFiles(t, p, "/test/el9/"); len(files["primary"]) == 0 {
+		t.Fatal("no annotate primary")
+	}
+	p.settle(t)
+	if n := cs.opens(primary); n != 2 {
+		t.Errorf("annotate view: primary.xml opened %d times, want 2 (index with the analysis, rewrite)", n)
+	}
+	before := cs.opens(primary)
+	_, files := viewFiles(t, p, "/test@filter/el9/")
+	var rec struct {
+		Affected []view.AffectedPackage `json:"affected"`
+	}
+	if err := json.Unmarshal(files["abi-divergence"], &rec); err != nil {
+		t.Fatalf("abi-divergence of the filter view: %v", err)
+	}
+	if len(rec.Affected) != 1 || rec.Affected[0].NEVRA != "dnfpt-app-1.0-1.el9.noarch" || !slices.Equal(rec.Affected[0].Requires, []string{"dnfpt-lib"}) {
+		t.Fatalf("affected dependents of the filter view: %+v", rec.Affected)
+	}
+	p.settle(t)
+	if n := cs.opens(primary) - before; n != 2 {
+		t.Errorf("the filter view opened primary.xml %d times, want 2 (the affected dependents' data, its rewrite)", n)
 	}
 }

@@ -130,6 +130,9 @@ func New(cfg config.Config, store cache.Store, log *slog.Logger) (*Server, error
 			Up: up, Filler: s.filler, Store: store, Log: log,
 			Limits:   repo.Limits{Repomd: s.limits.repomd, Metadata: s.limits.metadata, Decompressed: s.limits.decompressed, Decode: decodeLimits(cfg)},
 			OnSwitch: func(root string, _ *repo.Generation) { s.views.Switched(name, root) },
+			IndexSink: func(ctx context.Context, root string, g *repo.Generation) repo.Sink {
+				return s.views.SwitchScan(ctx, name, root, g)
+			},
 		})
 		if err != nil {
 			return fail(err)

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -53,8 +54,13 @@ func main() {
 	reps := flag.Int("reps", 3, "rounds")
 	key := flag.String("key", "proxy/testdata/signing-key.asc", "signing key (armored)")
 	child := flag.String("child", "", "internal: run the proxy side against this upstream URL")
-	cpuprofile := flag.String("cpuprofile", "", "with -child: write the proxy side's CPU profile here")
+	cpuprofile := flag.String("cpuprofile", "", "write the proxy side's CPU profile here (of the last round)")
+	mode := flag.String("mode", "annotate", "the repo's compat mode: annotate, or filter (5% of the packages filtered: every package file rewritten)")
+	verbose := flag.Bool("v", false, "the proxy side logs to stderr (timings of the switch and the view build)")
 	flag.Parse()
+	if *verbose {
+		os.Setenv("COLDANNOTATE_LOG", "1") // the children inherit it
+	}
 	if *child != "" {
 		if *cpuprofile != "" {
 			f, err := os.Create(*cpuprofile)
@@ -62,7 +68,7 @@ func main() {
 			check(pprof.StartCPUProfile(f))
 			defer pprof.StopCPUProfile()
 		}
-		res, err := proxySide(*child, *key)
+		res, err := proxySide(*child, *key, *mode)
 		check(err)
 		check(json.NewEncoder(os.Stdout).Encode(res))
 		pprof.StopCPUProfile()
@@ -81,25 +87,34 @@ func main() {
 		var b float64
 		var err error
 		if i%2 == 0 {
-			p, err = runChild(up.URL+"/", *key)
+			p, err = runChild(up.URL+"/", *key, *mode, profileOf(i, *reps, *cpuprofile))
 			check(err)
 			b, err = baseline(up.URL + "/")
 		} else {
 			b, err = baseline(up.URL + "/")
 			check(err)
-			p, err = runChild(up.URL+"/", *key)
+			p, err = runChild(up.URL+"/", *key, *mode, profileOf(i, *reps, *cpuprofile))
 		}
 		check(err)
 		ratios, proxyS, baseS = append(ratios, p.Seconds/b), append(proxyS, p.Seconds), append(baseS, b)
 		hwm = max(hwm, p.HWMKiB)
 		fmt.Fprintf(os.Stderr, "round %d: proxy %.2fs (VmHWM %d MiB), baseline %.2fs, ratio %.2f\n", i+1, p.Seconds, p.HWMKiB>>10, b, p.Seconds/b)
 	}
-	fmt.Printf("cold annotate, first repomd.xml request to rewritten primary served: proxy %.2fs, fetch+decompress+recompress %.2fs (medians of %d), ratio %.2f (median of rounds; rounds %s); proxy peak RSS %d MiB\n",
+	fmt.Printf("cold %s, first repomd.xml request to rewritten primary served: proxy %.2fs, fetch+decompress+recompress %.2fs (medians of %d), ratio %.2f (median of rounds; rounds %s); proxy peak RSS %d MiB\n", *mode,
 		median(proxyS), median(baseS), *reps, median(ratios), fmtAll(ratios), hwm>>10)
 }
 
-func runChild(upURL, key string) (childResult, error) {
-	cmd := exec.Command(os.Args[0], "-child", upURL, "-key", key)
+// profileOf is the profile path to pass to round i's child: the last
+// round's only.
+func profileOf(i, reps int, path string) string {
+	if i == reps-1 {
+		return path
+	}
+	return ""
+}
+
+func runChild(upURL, key, mode, cpuprofile string) (childResult, error) {
+	cmd := exec.Command(os.Args[0], "-child", upURL, "-key", key, "-mode", mode, "-cpuprofile", cpuprofile)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -111,7 +126,7 @@ func runChild(upURL, key string) (childResult, error) {
 
 // proxySide starts a fresh proxy in annotate mode over upURL and times the
 // first repomd.xml request and the rewritten primary's.
-func proxySide(upURL, key string) (childResult, error) {
+func proxySide(upURL, key, mode string) (childResult, error) {
 	tmp, err := os.MkdirTemp("", "coldannotate-")
 	if err != nil {
 		return childResult{}, err
@@ -127,13 +142,20 @@ func proxySide(upURL, key string) (childResult, error) {
 	cfg.Signing.KeyFile = key
 	r := config.NewRepo("r", upURL)
 	r.Compat.Mode = config.ModeAnnotate
+	if mode == "filter" {
+		r.Compat.Mode = config.ModeFilter
+	}
 	cfg.Repos = []config.Repo{r}
 	store, err := cache.OpenBadger(filepath.Join(tmp, "cache"), cache.DefaultBadgerOptions())
 	if err != nil {
 		return childResult{}, err
 	}
 	defer store.Close()
-	srv, err := proxy.New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	logTo := io.Discard
+	if os.Getenv("COLDANNOTATE_LOG") != "" {
+		logTo = os.Stderr
+	}
+	srv, err := proxy.New(cfg, store, slog.New(slog.NewTextHandler(logTo, nil)))
 	if err != nil {
 		return childResult{}, err
 	}
@@ -141,6 +163,16 @@ func proxySide(upURL, key string) (childResult, error) {
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	start := time.Now()
+	if os.Getenv("COLDANNOTATE_LOG") != "" {
+		// The resident set every 50 ms, to tell which stage peaks.
+		go func() {
+			for range time.Tick(50 * time.Millisecond) {
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				fmt.Fprintf(os.Stderr, "child %5dms rss %d MiB heap in use %d MiB, goal %d MiB\n", time.Since(start).Milliseconds(), vmRSSKiB()>>10, ms.HeapInuse>>20, ms.NextGC>>20)
+			}
+		}()
+	}
 	md, err := get(hs.URL + "/r/repodata/repomd.xml")
 	if err != nil {
 		return childResult{}, err
@@ -156,10 +188,32 @@ func proxySide(upURL, key string) (childResult, error) {
 	if !ok {
 		return childResult{}, fmt.Errorf("no primary record")
 	}
-	if _, err := get(hs.URL + "/r/" + rec.Href); err != nil {
+	// The client reads the primary through and drops it: holding 11 MB
+	// of it would count in the peak RSS measured for the proxy.
+	if n, err := discard(hs.URL + "/r/" + rec.Href); err != nil {
 		return childResult{}, err
+	} else if n != rec.Size {
+		return childResult{}, fmt.Errorf("rewritten primary: %d bytes, repomd.xml says %d", n, rec.Size)
 	}
-	return childResult{Seconds: time.Since(start).Seconds(), HWMKiB: vmHWMKiB()}, nil
+	res := childResult{Seconds: time.Since(start).Seconds(), HWMKiB: vmHWMKiB()}
+	if os.Getenv("COLDANNOTATE_LOG") != "" {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		status, _ := os.ReadFile("/proc/self/status")
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "Vm") || strings.HasPrefix(l, "Rss") {
+				fmt.Fprintln(os.Stderr, "child", strings.Join(strings.Fields(l), " "))
+			}
+		}
+		if hp := os.Getenv("COLDANNOTATE_HEAPPROFILE"); hp != "" {
+			if f, err := os.Create(hp); err == nil {
+				pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+		fmt.Fprintf(os.Stderr, "child heap: sys %d MiB, peak in use %d MiB now %d MiB, GC runs %d\n", ms.HeapSys>>20, ms.HeapSys>>20-ms.HeapReleased>>20, ms.HeapInuse>>20, ms.NumGC)
+	}
+	return res, nil
 }
 
 // baseline fetches upstream's repomd.xml and its primary, filelists and
@@ -217,6 +271,18 @@ func get(url string) ([]byte, error) {
 	return io.ReadAll(resp.Body)
 }
 
+func discard(url string) (int64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return io.Copy(io.Discard, resp.Body)
+}
+
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
@@ -231,13 +297,17 @@ func fmtAll(v []float64) string {
 	return strings.Join(parts, " ")
 }
 
-func vmHWMKiB() int64 {
+func vmHWMKiB() int64 { return statusKiB("VmHWM:") }
+
+func vmRSSKiB() int64 { return statusKiB("VmRSS:") }
+
+func statusKiB(field string) int64 {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return -1
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			var kb int64
 			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
 			return kb

@@ -72,10 +72,19 @@ func (g *Generation) File(href string) (metadata.Record, bool) {
 type pkgIndex struct {
 	mu    sync.Mutex // one build at a time
 	built atomic.Bool
-	pkgs  map[string]PkgRef // set once, before built
+	pkgs  map[string]packedRef // set once, before built
 }
 
-func (x *pkgIndex) set(fn func() (map[string]PkgRef, error)) error {
+// lookup returns the index's entry for a path below the root.
+func (x *pkgIndex) lookup(rel string) (PkgRef, bool) {
+	p, ok := x.pkgs[rel]
+	if !ok {
+		return PkgRef{}, false
+	}
+	return p.unpack(), true
+}
+
+func (x *pkgIndex) set(fn func() (map[string]packedRef, error)) error {
 	if x.built.Load() {
 		return nil
 	}
@@ -106,54 +115,184 @@ type PkgRef struct {
 	Size int64
 }
 
-// SetIndex gives a generation its package index when a scan that also did
-// other work (the views' analysis) built it; a no-op once built.
-func (g *Generation) SetIndex(pkgs map[string]PkgRef) {
-	g.idx.set(func() (map[string]PkgRef, error) { return pkgs, nil })
+// packedRef is a PkgRef as the index holds it: the digest as raw bytes,
+// its type as an index into sumTypes (len(sumTypes): digest is "type:hex").
+// The hex form took more than half of the index of a 30,000-package repo.
+type packedRef struct {
+	digest string
+	size   int64
+	typ    uint8
+}
+
+var sumTypes = [...]string{"md5", "sha1", "sha224", "sha256", "sha384", "sha512"}
+
+func pack(r PkgRef) packedRef {
+	for i, t := range sumTypes {
+		if r.Sum.Type != t {
+			continue
+		}
+		if raw, err := hex.DecodeString(r.Sum.Value); err == nil && hex.EncodeToString(raw) == r.Sum.Value {
+			return packedRef{digest: string(raw), size: r.Size, typ: uint8(i)}
+		}
+		break
+	}
+	return packedRef{digest: r.Sum.Type + ":" + r.Sum.Value, size: r.Size, typ: uint8(len(sumTypes))}
+}
+
+func (p packedRef) unpack() PkgRef {
+	if int(p.typ) < len(sumTypes) {
+		return PkgRef{Sum: metadata.Checksum{Type: sumTypes[p.typ], Value: hex.EncodeToString([]byte(p.digest))}, Size: p.size}
+	}
+	typ, val, _ := strings.Cut(p.digest, ":")
+	return PkgRef{Sum: metadata.Checksum{Type: typ, Value: val}, Size: p.size}
+}
+
+// Sink takes the packages of a generation's primary.xml from the pass
+// that builds its package index, so a consumer of every package (the views'
+// analysis) does not read primary.xml again. Package gets each package in
+// document order with its resolved path (see ScanPackages); an error from
+// it ends the sink's part, not the index: Done is then told that error.
+// Done is called once, with nil only when every package was passed.
+type Sink interface {
+	Fields() metadata.ScanFields // the dependency data Package needs
+	Package(rel string, inside bool, p *metadata.PackageDeps) error
+	Done(err error)
 }
 
 // buildIndex reads the generation's primary.xml into its package index.
 func (r *Repo) buildIndex(ctx context.Context, root string, g *Generation) error {
-	return g.idx.set(func() (map[string]PkgRef, error) {
+	return r.buildIndexWith(ctx, root, g, nil)
+}
+
+// buildIndexWith is buildIndex feeding sink (may be nil) in the same pass.
+// When the index is already built, sink gets nothing and Done(errIndexBuilt).
+func (r *Repo) buildIndexWith(ctx context.Context, root string, g *Generation, sink Sink) error {
+	ran := false
+	err := g.idx.set(func() (map[string]packedRef, error) {
+		ran = true
 		// Not the caller's context: one client hanging up must not leave
 		// the index failed for everyone.
 		ictx, cancel := context.WithTimeout(r.baseCtx, r.opt.RefreshTimeout)
 		defer cancel()
-		return r.readIndex(ictx, root, g)
+		return r.readIndex(ictx, root, g, sink)
 	})
+	if !ran && sink != nil {
+		sink.Done(errIndexBuilt)
+	}
+	return err
 }
 
-func (r *Repo) readIndex(ctx context.Context, root string, g *Generation) (map[string]PkgRef, error) {
-	zr, _, err := r.OpenContent(ctx, root, g, "primary")
-	if errors.Is(err, cache.ErrNotFound) {
-		if _, ok := g.md.Record("primary"); !ok {
-			return map[string]PkgRef{}, nil
+// errIndexBuilt tells a Sink that the index was built before its pass.
+var errIndexBuilt = errors.New("package index already built")
+
+// ScanPackages reads a generation's primary.xml once and calls fn with
+// every package in document order (fn owns p), with its path below the
+// root as the package index keys it: the href resolved against its
+// xml:base, inside=false when that base points outside the repo (clients
+// fetch such a package from its base, not through the proxy). When the
+// generation's package index is not built yet, it is built in the same
+// pass.
+// fields says what fn needs of each package's dependency data.
+func (r *Repo) ScanPackages(ctx context.Context, root string, g *Generation, fields metadata.ScanFields, fn func(rel string, inside bool, p *metadata.PackageDeps) error) error {
+	s := &funcSink{fn: fn, fields: fields}
+	err := r.buildIndexWith(ctx, root, g, s)
+	if !s.done { // built before: a pass of its own
+		return r.scanResolved(ctx, root, g, fields, fn)
+	}
+	if err != nil {
+		return err
+	}
+	return s.err
+}
+
+type funcSink struct {
+	fn     func(string, bool, *metadata.PackageDeps) error
+	fields metadata.ScanFields
+	done   bool
+	err    error
+}
+
+func (s *funcSink) Fields() metadata.ScanFields { return s.fields }
+
+func (s *funcSink) Package(rel string, inside bool, p *metadata.PackageDeps) error {
+	return s.fn(rel, inside, p)
+}
+
+func (s *funcSink) Done(err error) {
+	if err != errIndexBuilt {
+		s.done, s.err = true, err
+	}
+}
+
+// readIndex scans the generation's primary.xml into a package index,
+// passing every package to sink too.
+func (r *Repo) readIndex(ctx context.Context, root string, g *Generation, sink Sink) (map[string]packedRef, error) {
+	pkgs := map[string]packedRef{}
+	var sinkErr error
+	var fields metadata.ScanFields
+	if sink != nil {
+		fields = sink.Fields()
+	}
+	err := r.scanResolved(ctx, root, g, fields, func(rel string, inside bool, p *metadata.PackageDeps) error {
+		if inside {
+			pkgs[rel] = pack(PkgRef{Sum: p.Checksum, Size: p.Size})
+		}
+		if sink != nil && sinkErr == nil {
+			sinkErr = sink.Package(rel, inside, p)
+		}
+		return nil
+	})
+	if sink != nil {
+		if err != nil {
+			sink.Done(err)
+		} else {
+			sink.Done(sinkErr)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("primary of %s/%s: %w", r.opt.Name, root, err)
+		return nil, err
+	}
+	return pkgs, nil
+}
+
+// scanResolved scans the generation's primary.xml (with the dependency
+// data fields asks for) and calls fn with each package and its resolved
+// path. A generation without primary.xml has no packages.
+func (r *Repo) scanResolved(ctx context.Context, root string, g *Generation, fields metadata.ScanFields, fn func(rel string, inside bool, p *metadata.PackageDeps) error) error {
+	zr, _, err := r.OpenContent(ctx, root, g, "primary")
+	if errors.Is(err, cache.ErrNotFound) {
+		if _, ok := g.md.Record("primary"); !ok {
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("primary of %s/%s: %w", r.opt.Name, root, err)
 	}
 	defer zr.Close()
-	pkgs := map[string]PkgRef{}
 	var bases []string // computed on the first xml:base location
-	err = r.opt.Limits.Decode.ScanPrimary(zr, func(p metadata.Package) error {
-		rel := p.Href
+	each := func(p *metadata.PackageDeps) error {
+		rel, inside := p.Href, true
 		if p.LocationBase != "" {
 			if bases == nil {
 				bases = r.rootBases(root, g)
 			}
-			var inside bool
-			if rel, inside, _ = metadata.ResolveLocation(p.LocationBase, p.Href, bases); !inside {
-				return nil // clients fetch it from its xml:base, not through the proxy
-			}
+			rel, inside, _ = metadata.ResolveLocation(p.LocationBase, p.Href, bases)
 		}
-		pkgs[rel] = PkgRef{Sum: p.Checksum, Size: p.Size}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: primary of %s/%s: %v", upstream.ErrUnavailable, r.opt.Name, root, err)
+		return fn(rel, inside, p)
 	}
-	return pkgs, nil
+	if fields != 0 {
+		err = r.opt.Limits.Decode.ScanPrimaryFields(zr, fields, each)
+	} else {
+		var d metadata.PackageDeps
+		err = r.opt.Limits.Decode.ScanPrimary(zr, func(p metadata.Package) error {
+			d.Package = p
+			return each(&d)
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("%w: primary of %s/%s: %v", upstream.ErrUnavailable, r.opt.Name, root, err)
+	}
+	return nil
 }
 
 // rootBases lists the upstream URLs of a repo root: the configured bases
@@ -215,7 +354,7 @@ func (r *Repo) LookupPackage(ctx context.Context, rel string) (PkgRef, bool) {
 				r.opt.Log.Warn("package index unavailable", "repo", r.opt.Name, "root", c.root, "err", err)
 				continue
 			}
-			if ref, ok := g.idx.pkgs[rel[len(c.root):]]; ok {
+			if ref, ok := g.idx.lookup(rel[len(c.root):]); ok {
 				return ref, true
 			}
 		}

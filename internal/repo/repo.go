@@ -71,6 +71,10 @@ type Options struct {
 	// OnSwitch is called, outside any lock, once after a root switched to
 	// a new generation (views rebuild on it); it must not block. May be nil.
 	OnSwitch func(root string, g *Generation)
+	// IndexSink, when set, is asked before a refresh scans a new
+	// generation's primary.xml for its package index (may be nil); the
+	// packages of that same pass go to what it returns. See Sink.
+	IndexSink func(ctx context.Context, root string, g *Generation) Sink
 }
 
 // Result labels for the access log and metrics.
@@ -449,7 +453,11 @@ func (r *Repo) refresh(root string, st *rootState) (RefreshResult, error) {
 	if g.Key, err = r.fetchBeside(ctx, root, "repomd.xml.key", resp.Base); err != nil {
 		return RefreshResult{}, err
 	}
-	if err := r.buildIndex(ctx, root, g); err != nil {
+	var sink Sink
+	if r.opt.IndexSink != nil {
+		sink = r.opt.IndexSink(ctx, root, g)
+	}
+	if err := r.buildIndexWith(ctx, root, g, sink); err != nil {
 		return RefreshResult{}, err
 	}
 	if err := r.commit(ctx, root, st, g, cur); err != nil {

@@ -50,6 +50,8 @@ func anKey(name, root string) string { return name + "\x00" + root }
 // analysisFor returns the analysis of a generation for an input, computing
 // it once however many callers ask. No lock is held while primary.xml is
 // scanned: other views and the metrics read the previous analysis meanwhile.
+// An analysis made at the generation's switch, in the pass that built its
+// package index (SwitchScan), is taken when its input is the one asked.
 func (v *Views) analysisFor(ctx context.Context, name string, e Entry, root string, g *repo.Generation, in input) (*analysis, error) {
 	v.mu.Lock()
 	an := v.analyses[anKey(name, root)]
@@ -62,9 +64,25 @@ func (v *Views) analysisFor(ctx context.Context, name string, e Entry, root stri
 			return nil, context.Canceled // shutting down
 		}
 		defer v.bg.Leave()
-		an, err := v.analyse(ctx, e, root, g, in)
-		if err != nil {
-			return nil, err
+		v.mu.Lock()
+		an := v.early[anKey(name, root)]
+		if an != nil && an.input == in.anKey && an.base == g.Sum() {
+			delete(v.early, anKey(name, root))
+		} else {
+			an = nil
+		}
+		v.mu.Unlock()
+		if an == nil {
+			run, err := v.startAnalysis(ctx, name, e, root, in)
+			if err != nil {
+				return nil, err
+			}
+			if err := e.Repo.ScanPackages(ctx, root, g, run.fields(), run.add); err != nil {
+				return nil, err
+			}
+			if an, err = run.finish(ctx, g); err != nil {
+				return nil, err
+			}
 		}
 		if an.elfPartial {
 			an.input = in.anHash + v.elfTag(e, root, "partial")
@@ -86,83 +104,206 @@ func (v *Views) analysisFor(ctx context.Context, name string, e Entry, root stri
 	}
 }
 
-func (v *Views) analyse(ctx context.Context, e Entry, root string, g *repo.Generation, in input) (*analysis, error) {
+// SwitchScan is repo's IndexSink for the repo name: when the root's views
+// are in use, the analysis of the new generation g rides on the pass that
+// builds its package index, so the switch reads primary.xml once for both.
+// The analysis is kept aside until a view asks for its input
+// (analysisFor); when the input cannot be had at the switch (the reference
+// is not fetched, and a view is served meanwhile or the reference has a
+// reference itself), there is no sink and the analysis reads primary.xml
+// when it is asked for.
+func (v *Views) SwitchScan(ctx context.Context, name, root string, g *repo.Generation) repo.Sink {
+	e, ok := v.opt.Repos[name]
+	if !ok {
+		return nil
+	}
+	inUse, haveView := false, false
+	if mode := string(e.Compat.Mode); mode == Annotate || mode == Filter {
+		inUse = true
+	}
+	for _, s := range v.slotList() {
+		if s.repo == name && s.root == root {
+			inUse = true
+			haveView = haveView || s.current() != nil
+		}
+	}
+	if !inUse || !v.bg.Enter() {
+		return nil
+	}
+	// This runs inside the repo's refresh: waiting here for the reference's
+	// first generation is safe only when the reference has no reference of
+	// its own (its refresh then never waits in turn; with repos referencing
+	// each other, each refresh would wait for the other). Otherwise the
+	// reference is fetched in the background and the analysis is left to
+	// the view build.
+	wait := !haveView && v.opt.Repos[e.Compat.Reference].Compat.Reference == ""
+	in, err := v.inputFor(ctx, e, root, g, "", !wait)
+	if err == nil {
+		var run *analysisRun
+		if run, err = v.startAnalysis(ctx, name, e, root, in); err == nil {
+			return &switchSink{v: v, ctx: ctx, name: name, root: root, g: g, run: run}
+		}
+	}
+	v.bg.Leave()
+	v.opt.Log.Debug("analysis left to the view build", "repo", name, "root", root, "err", err)
+	return nil
+}
+
+// switchSink feeds an analysis from the switch's index pass.
+type switchSink struct {
+	v          *Views
+	ctx        context.Context
+	name, root string
+	g          *repo.Generation
+	run        *analysisRun
+}
+
+func (s *switchSink) Fields() metadata.ScanFields { return s.run.fields() }
+
+func (s *switchSink) Package(rel string, inside bool, p *metadata.PackageDeps) error {
+	return s.run.add(rel, inside, p)
+}
+
+func (s *switchSink) Done(err error) {
+	defer s.v.bg.Leave()
+	var an *analysis
+	if err == nil {
+		an, err = s.run.finish(s.ctx, s.g)
+	}
+	if err != nil {
+		s.v.opt.Log.Debug("analysis at the switch not kept", "repo", s.name, "root", s.root, "err", err)
+		return
+	}
+	s.v.mu.Lock()
+	s.v.early[anKey(s.name, s.root)] = an
+	s.v.mu.Unlock()
+}
+
+// analysisRun is one analysis under way: startAnalysis reads the
+// reference, add takes the generation's packages one by one (from any
+// pass over its primary.xml), finish completes it.
+type analysisRun struct {
+	v          *Views
+	e          Entry
+	root       string
+	in         input
+	markers    *metadata.VendorMarkers
+	ref        *metadata.Reference
+	refDeps    []metadata.PackageDeps // for the ELF layer's pairs
+	curDeps    []metadata.PackageDeps
+	stable     *abi.Stablelist
+	stableTodo *abi.PackageRef
+	an         *analysis
+	byPkgid    map[string]int // pkgid → index in an.pkgs
+	depIdx     map[string]int // pkgid → index in an.deps, for packages only the ELF layer may flag
+}
+
+func (v *Views) startAnalysis(ctx context.Context, name string, e Entry, root string, in input) (*analysisRun, error) {
 	markers, err := metadata.NewVendorMarkers(e.Compat.VendorMarkers)
 	if err != nil {
 		return nil, fmt.Errorf("compat.vendor_markers: %w", err)
 	}
-	var ref *metadata.Reference
-	var refDeps, curDeps []metadata.PackageDeps // for the ELF layer's pairs
-	var stable *abi.Stablelist
-	var stableTodo *abi.PackageRef
+	r := &analysisRun{v: v, e: e, root: root, in: in, markers: markers,
+		an: &analysis{input: in.anKey, base: in.base}, byPkgid: map[string]int{}, depIdx: map[string]int{}}
 	if in.refGen != nil {
 		refRepo := v.opt.Repos[e.Compat.Reference].Repo
 		var refPkgs []metadata.ABIPackage
-		err := scanDeps(ctx, v.opt.Limits, refRepo, root, in.refGen, func(p *metadata.PackageDeps) error {
+		err := refRepo.ScanPackages(ctx, root, in.refGen, metadata.ScanProvides, func(_ string, _ bool, p *metadata.PackageDeps) error {
 			refPkgs = append(refPkgs, metadata.ABIPackage{PackageID: p.ID(), Provides: p.ABIProvides})
 			if in.elf {
-				refDeps = append(refDeps, trimDeps(p))
+				r.refDeps = append(r.refDeps, trimDeps(p))
 			}
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("reference repo %s/%s: %w", e.Compat.Reference, root, err)
 		}
-		ref = metadata.NewReference(refPkgs)
+		r.ref = metadata.NewReference(refPkgs)
 		if in.elf {
-			stable, stableTodo = v.elfStablelist(ctx, e, root, refDeps)
+			r.stable, r.stableTodo = v.elfStablelist(ctx, e, root, r.refDeps)
 		}
 	}
-	an := &analysis{input: in.anKey, base: in.base}
-	if len(e.Compat.Filter) > 0 {
+	if v.filterInUse(name, e, root) {
 		// The affected dependents come from this same pass.
-		an.deps = newDepSummary()
+		r.an.deps = newDepSummary()
 	}
-	index := map[string]repo.PkgRef{} // the generation's package index, same pass
-	byPkgid := map[string]int{}       // pkgid → index in an.pkgs
-	depIdx := map[string]int{}        // pkgid → index in an.deps, for packages only the ELF layer may flag
-	err = scanDeps(ctx, v.opt.Limits, e.Repo, root, g, func(p *metadata.PackageDeps) error {
-		index[p.Href] = repo.PkgRef{Sum: p.Checksum, Size: p.Size}
-		id := p.ID()
-		an.total++
-		c := metadata.CompareWith(metadata.ABIPackage{PackageID: id, Provides: p.ABIProvides}, ref,
-			metadata.CompareOptions{Markers: markers, Stablelist: stable.ForArch(p.Arch)})
-		findings := append(in.rules.Match(id), c.Findings...)
-		an.stablelist = append(an.stablelist, c.StablelistBreaks...)
-		at := int32(-1)
-		if len(findings) > 0 {
-			at = int32(len(an.pkgs))
-			byPkgid[p.Checksum.Value] = len(an.pkgs)
-			an.pkgs = append(an.pkgs, analyzedPkg{id: id, pkgid: p.Checksum.Value, findings: findings})
-		}
-		elfCandidate := in.elf && at < 0 && len(p.ABIProvides) > 0
-		if an.deps != nil {
-			di := an.deps.add(p, at, at >= 0 || elfCandidate)
-			if elfCandidate {
-				depIdx[p.Checksum.Value] = di
-			}
-		}
-		if in.elf {
-			curDeps = append(curDeps, trimDeps(p))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	return r, nil
+}
+
+// filterInUse reports whether a filter view of the root filters anything:
+// the repo is in filter mode, or a client asked for its @filter view. Only
+// then does the analysis keep what the affected dependents need (a filter
+// view asked for later reads primary.xml for them: lateDeps).
+func (v *Views) filterInUse(name string, e Entry, root string) bool {
+	if len(e.Compat.Filter) == 0 {
+		return false
 	}
-	g.SetIndex(index)
+	if e.Compat.Mode == config.ModeFilter {
+		return true
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.slots[slotKey(name, root, Filter)]
+	return ok
+}
+
+// fields is what the analysis reads of each package's dependencies: the
+// provides to compare with a reference, everything for the affected
+// dependents.
+func (r *analysisRun) fields() metadata.ScanFields {
+	var f metadata.ScanFields
+	if r.in.refGen != nil {
+		f |= metadata.ScanProvides
+	}
+	if r.an.deps != nil {
+		f |= metadata.ScanAll
+	}
+	return f
+}
+
+// add analyses one package of the generation.
+func (r *analysisRun) add(_ string, _ bool, p *metadata.PackageDeps) error {
+	an, in := r.an, r.in
+	id := p.ID()
+	an.total++
+	c := metadata.CompareWith(metadata.ABIPackage{PackageID: id, Provides: p.ABIProvides}, r.ref,
+		metadata.CompareOptions{Markers: r.markers, Stablelist: r.stable.ForArch(p.Arch)})
+	findings := append(in.rules.Match(id), c.Findings...)
+	an.stablelist = append(an.stablelist, c.StablelistBreaks...)
+	at := int32(-1)
+	if len(findings) > 0 {
+		at = int32(len(an.pkgs))
+		r.byPkgid[p.Checksum.Value] = len(an.pkgs)
+		an.pkgs = append(an.pkgs, analyzedPkg{id: id, pkgid: p.Checksum.Value, findings: findings})
+	}
+	elfCandidate := in.elf && at < 0 && len(p.ABIProvides) > 0
+	if an.deps != nil {
+		di := an.deps.add(p, at, at >= 0 || elfCandidate)
+		if elfCandidate {
+			r.depIdx[p.Checksum.Value] = di
+		}
+	}
 	if in.elf {
-		known, plan := v.elfKnown(ctx, e, root, in.base, in.refGen.Sum(), refDeps, curDeps, markers, stableTodo)
-		for _, p := range curDeps {
+		r.curDeps = append(r.curDeps, trimDeps(p))
+	}
+	return nil
+}
+
+// finish adds the ELF layer's known findings and the modular packages.
+func (r *analysisRun) finish(ctx context.Context, g *repo.Generation) (*analysis, error) {
+	an, in, v, e := r.an, r.in, r.v, r.e
+	if in.elf {
+		known, plan := v.elfKnown(ctx, e, r.root, in.base, in.refGen.Sum(), r.refDeps, r.curDeps, r.markers, r.stableTodo)
+		for _, p := range r.curDeps {
 			fs := known[p.Checksum.Value]
 			if len(fs) == 0 {
 				continue
 			}
-			if i, ok := byPkgid[p.Checksum.Value]; ok {
+			if i, ok := r.byPkgid[p.Checksum.Value]; ok {
 				an.pkgs[i].findings = append(an.pkgs[i].findings, fs...)
 			} else {
-				byPkgid[p.Checksum.Value] = len(an.pkgs)
-				if di, ok := depIdx[p.Checksum.Value]; ok && an.deps != nil {
+				r.byPkgid[p.Checksum.Value] = len(an.pkgs)
+				if di, ok := r.depIdx[p.Checksum.Value]; ok && an.deps != nil {
 					an.deps.pkgs[di].an = int32(len(an.pkgs))
 				}
 				an.pkgs = append(an.pkgs, analyzedPkg{id: p.ID(), pkgid: p.Checksum.Value, findings: fs})
@@ -170,19 +311,11 @@ func (v *Views) analyse(ctx context.Context, e Entry, root string, g *repo.Gener
 		}
 		an.elfPlan, an.elfPartial = plan, plan != nil
 	}
-	if an.modular, err = readModules(ctx, v.opt.Limits, e.Repo, root, g); err != nil {
+	var err error
+	if an.modular, err = readModules(ctx, v.opt.Limits, e.Repo, r.root, g); err != nil {
 		return nil, err
 	}
 	return an, nil
-}
-
-func scanDeps(ctx context.Context, l metadata.Limits, r *repo.Repo, root string, g *repo.Generation, fn func(*metadata.PackageDeps) error) error {
-	zr, _, err := r.OpenContent(ctx, root, g, "primary")
-	if err != nil {
-		return fmt.Errorf("primary.xml: %w", err)
-	}
-	defer zr.Close()
-	return l.ScanPrimaryAll(zr, fn)
 }
 
 func readModules(ctx context.Context, l metadata.Limits, r *repo.Repo, root string, g *repo.Generation) (map[string]bool, error) {
@@ -305,12 +438,41 @@ func viewReport(ctx context.Context, e Entry, root string, g *repo.Generation, a
 	if aff, ok := an.affected[view]; ok {
 		return pkgs, aff, nil
 	}
+	if an.deps == nil && len(e.Compat.Filter) > 0 {
+		if err := lateDeps(ctx, e, root, g, an); err != nil {
+			return nil, nil, fmt.Errorf("affected dependents: %w", err)
+		}
+	}
 	aff := affectedBy(an, an.decisions(e.Compat, view))
 	if an.affected == nil {
 		an.affected = map[string][]AffectedPackage{}
 	}
 	an.affected[view] = aff
 	return pkgs, aff, nil
+}
+
+// lateDeps gives an analysis made while no filter view was in use what
+// the affected dependents need, in a pass over primary.xml of its own.
+// Called with an.mu held.
+func lateDeps(ctx context.Context, e Entry, root string, g *repo.Generation, an *analysis) error {
+	at := make(map[string]int32, len(an.pkgs)) // pkgid → index in an.pkgs
+	for i, p := range an.pkgs {
+		at[p.pkgid] = int32(i)
+	}
+	deps := newDepSummary()
+	err := e.Repo.ScanPackages(ctx, root, g, metadata.ScanAll, func(_ string, _ bool, p *metadata.PackageDeps) error {
+		i, ok := at[p.Checksum.Value]
+		if !ok {
+			i = -1
+		}
+		deps.add(p, i, ok)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	an.deps = deps
+	return nil
 }
 
 // Report is a root's divergence report.

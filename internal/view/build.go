@@ -8,13 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dnfproxy/dnfproxy/cache"
 	"github.com/dnfproxy/dnfproxy/internal/keys"
 	"github.com/dnfproxy/dnfproxy/internal/repo"
 	"github.com/dnfproxy/dnfproxy/metadata"
 )
+
+// rewriters is how many files a build rewrites at once. Each rewrite runs
+// its decoder, scanner and encoder on goroutines of their own, so two keep
+// two cores busy; a third adds memory (its buffers, and larger batches in
+// the store) more than speed.
+const rewriters = 2
 
 // buildView rewrites a generation's metadata for a view and stores the
 // files. Nothing is visible until the caller installs the result.
@@ -49,6 +58,7 @@ func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Genera
 		return key
 	}
 	replaced := map[string]metadata.FileInfo{}
+	var filesMu sync.Mutex // replaced, vg.Files: the rewrites run in parallel
 
 	// write stores one rewritten file and records where it is served.
 	write := func(typ, origHref string, fill func(w io.Writer) (metadata.FileInfo, error)) error {
@@ -65,31 +75,43 @@ func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Genera
 		if err := w.Commit(ctx); err != nil {
 			return err
 		}
+		filesMu.Lock()
 		replaced[typ] = info
 		vg.Files[metadata.RewrittenHref(typ, origHref, info)] = File{Key: key}
+		filesMu.Unlock()
 		return nil
 	}
+	// The package files are independent given the plan: they are
+	// rewritten in parallel. Without filtered packages, filelists, other
+	// and filelists-ext would come out with the same content (annotations
+	// go to primary.xml only, the counts do not change): upstream's files
+	// are served as they are instead.
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(rewriters)
 	for _, kind := range metadata.PackageKinds() {
-		src, rec, err := e.Repo.Open(ctx, root, g, string(kind))
-		if errors.Is(err, cache.ErrNotFound) && kind != metadata.KindPrimary {
+		if kind != metadata.KindPrimary && plan.Filtered == 0 {
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", kind, err)
-		}
-		err = write(string(kind), rec.Href, func(w io.Writer) (metadata.FileInfo, error) {
-			res, err := plan.RewriteWithin(v.opt.Limits, kind, src, metadata.CodecOf(rec.Href), w, outputCodec(rec.Href), v.opt.Decompressed)
-			return res.FileInfo, err
+		eg.Go(func() error {
+			src, rec, err := e.Repo.Open(ectx, root, g, string(kind))
+			if errors.Is(err, cache.ErrNotFound) && kind != metadata.KindPrimary {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", kind, err)
+			}
+			defer src.Close()
+			return write(string(kind), rec.Href, func(w io.Writer) (metadata.FileInfo, error) {
+				res, err := plan.RewriteWithin(v.opt.Limits, kind, src, metadata.CodecOf(rec.Href), w, outputCodec(rec.Href), v.opt.Decompressed)
+				return res.FileInfo, err
+			})
 		})
-		src.Close()
-		if err != nil {
-			return nil, err
-		}
 	}
 	if view == Filter && plan.Filtered > 0 {
-		if err := filterUpdateinfo(ctx, e, root, g, dec, an, write); err != nil {
-			return nil, err
-		}
+		eg.Go(func() error { return filterUpdateinfo(ectx, v.opt.Limits, e, root, g, dec, an, write) })
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
 	}
 	report, affected, err := viewReport(ctx, e, root, g, an, view)
 	if err != nil {
@@ -160,7 +182,7 @@ func (v *Views) buildView(ctx context.Context, sl *slot, e Entry, g *repo.Genera
 }
 
 // filterUpdateinfo drops the filtered packages from the advisories.
-func filterUpdateinfo(ctx context.Context, e Entry, root string, g *repo.Generation, dec map[string]metadata.Decision, an *analysis,
+func filterUpdateinfo(ctx context.Context, limits metadata.Limits, e Entry, root string, g *repo.Generation, dec map[string]metadata.Decision, an *analysis,
 	write func(typ, origHref string, fill func(io.Writer) (metadata.FileInfo, error)) error) error {
 	zr, rec, err := e.Repo.OpenContent(ctx, root, g, "updateinfo")
 	if errors.Is(err, cache.ErrNotFound) {
@@ -181,7 +203,7 @@ func filterUpdateinfo(ctx context.Context, e Entry, root string, g *repo.Generat
 		if err != nil {
 			return metadata.FileInfo{}, err
 		}
-		if _, err := metadata.FilterUpdateinfo(zr, fw, func(id metadata.PackageID) bool { return drop[metadata.ModularKey(id)] }); err != nil {
+		if _, err := limits.FilterUpdateinfo(zr, fw, func(id metadata.PackageID) bool { return drop[metadata.ModularKey(id)] }); err != nil {
 			return metadata.FileInfo{}, err
 		}
 		if err := fw.Close(); err != nil {
@@ -212,7 +234,7 @@ func (v *Views) filterComps(ctx context.Context, e Entry, root string, g *repo.G
 		broken[a.NEVRA] = true
 	}
 	drop, keep := map[string]bool{}, map[string]bool{}
-	err := scanPackages(ctx, e.Repo, root, g, func(p metadata.Package) error {
+	err := e.Repo.ScanPackages(ctx, root, g, 0, func(_ string, _ bool, p *metadata.PackageDeps) error {
 		if dec[p.Checksum.Value].Action == metadata.ActionFilter || broken[p.NEVRA()] {
 			drop[p.Name] = true
 		} else {
@@ -249,15 +271,6 @@ func (v *Views) filterComps(ctx context.Context, e Entry, root string, g *repo.G
 		}
 	}
 	return groups, nil
-}
-
-func scanPackages(ctx context.Context, r *repo.Repo, root string, g *repo.Generation, fn func(metadata.Package) error) error {
-	zr, _, err := r.OpenContent(ctx, root, g, "primary")
-	if err != nil {
-		return fmt.Errorf("primary.xml: %w", err)
-	}
-	defer zr.Close()
-	return metadata.ScanPrimary(zr, fn)
 }
 
 // compsCodec keeps a comps record's codec: plain comps.xml stays plain.

@@ -269,7 +269,7 @@ func (v *Views) debugIndex(ctx context.Context, e Entry, root string) *abi.Debug
 		v.elf.mu.Unlock()
 		if list == nil || list.sum != cur.Sum() {
 			var pkgs []metadata.Package
-			err := scanDeps(ctx, v.opt.Limits, d.Repo, root, cur, func(p *metadata.PackageDeps) error {
+			err := d.Repo.ScanPackages(ctx, root, cur, 0, func(_ string, _ bool, p *metadata.PackageDeps) error {
 				if abi.IsDebuginfo(p.Name) {
 					pkgs = append(pkgs, p.Package)
 				}

@@ -168,6 +168,7 @@ type Views struct {
 	mu       sync.Mutex
 	slots    map[string]*slot // repo\x00root\x00view
 	analyses map[string]*analysis
+	early    map[string]*analysis // made at a switch, not asked for yet (SwitchScan)
 
 	builds    singleflight.Group
 	analyses1 singleflight.Group
@@ -180,7 +181,7 @@ type Views struct {
 // differs from the one a persisted view was signed with, the view is
 // re-signed before anything is served.
 func New(ctx context.Context, opt Options, rules *metadata.RuleSet) (*Views, error) {
-	v := &Views{opt: opt, baseCtx: ctx, slots: map[string]*slot{}, analyses: map[string]*analysis{}, elf: newELFLayer(opt)}
+	v := &Views{opt: opt, baseCtx: ctx, slots: map[string]*slot{}, analyses: map[string]*analysis{}, early: map[string]*analysis{}, elf: newELFLayer(opt)}
 	v.rules.Store(rules)
 	if err := v.load(ctx); err != nil {
 		return nil, err
@@ -530,6 +531,15 @@ func (v *Views) buildAs(ctx context.Context, s *slot, e Entry, g *repo.Generatio
 			var vg *Gen
 			in := in.withAnalysis(an)
 			if vg, err = v.buildView(bctx, s, e, g, an, in); err == nil {
+				if v.superseded(bctx, s, e, vg) {
+					// A build of a later input finished first (a slow
+					// build of an older generation, rules or ELF
+					// status): the slot keeps it.
+					s.mu.Lock()
+					s.pending = nil
+					s.mu.Unlock()
+					return vg, nil
+				}
 				v.install(bctx, s, vg)
 				if v.opt.Built != nil {
 					v.opt.Built(s.repo, s.view)
@@ -558,6 +568,22 @@ func (v *Views) buildAs(ctx context.Context, s *slot, e Entry, g *repo.Generatio
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// superseded reports whether the slot already serves the view of the
+// root's current input, so that installing vg, built from another input,
+// would move it back.
+func (v *Views) superseded(ctx context.Context, s *slot, e Entry, vg *Gen) bool {
+	cur := s.current()
+	if cur == nil || cur.Input == vg.Input {
+		return false
+	}
+	g, _ := e.Repo.Generations(s.root)
+	if g == nil {
+		return false
+	}
+	in, err := v.inputFor(ctx, e, s.root, g, s.view, true)
+	return err == nil && in.key == cur.Input
 }
 
 func (v *Views) install(ctx context.Context, s *slot, vg *Gen) {
@@ -730,6 +756,11 @@ func (v *Views) Forget(name, prefix string) {
 	for k := range v.analyses {
 		if r, rest, _ := strings.Cut(k, "\x00"); r == name && strings.HasPrefix(rest, prefix) {
 			delete(v.analyses, k)
+		}
+	}
+	for k := range v.early {
+		if r, rest, _ := strings.Cut(k, "\x00"); r == name && strings.HasPrefix(rest, prefix) {
+			delete(v.early, k)
 		}
 	}
 	v.elfForget(name, prefix)
