@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,9 +60,18 @@ func TestELFLayerAbipkgdiffDebuginfo(t *testing.T) {
 	}
 	before := p.srv.views.ELFStats()
 
-	testenv.UpdateRepo(t, filepath.Join(debugDir, "el9"), rpm(debug1+".rpm"), rpm(debug2+".rpm"))
-	if _, err := p.srv.repos["debug"].gens.Refresh(context.Background(), "el9/"); err != nil {
+	testenv.AddRPMs(t, filepath.Join(debugDir, "el9"), rpm(debug1+".rpm"), rpm(debug2+".rpm"))
+	// createrepo_c's revision is a timestamp and revalidation is
+	// conditional on a Last-Modified of whole seconds: when this runs in
+	// the second of the first fetch, the new repomd.xml must still look
+	// newer (it did not, and the refresh kept the old generation).
+	testenv.CreateRepo(t, filepath.Join(debugDir, "el9"), "--update", "--revision", strconv.FormatInt(time.Now().Unix()+60, 10))
+	future := time.Now().Add(5 * time.Second)
+	if err := os.Chtimes(filepath.Join(debugDir, "el9", "repodata", "repomd.xml"), future, future); err != nil {
 		t.Fatal(err)
+	}
+	if res, err := p.srv.repos["debug"].gens.Refresh(context.Background(), "el9/"); err != nil || !res.Changed {
+		t.Fatalf("refresh of the debuginfo repo: changed %v, %v", res.Changed, err)
 	}
 	got = reasons(waitReport(t, p, "el9/", func(m map[string]view.DivergentPackage) bool {
 		return strings.Contains(reasons(m), "struct _IceConn")

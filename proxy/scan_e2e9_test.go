@@ -185,3 +185,44 @@ func TestFilterViewOfAnnotateRepoListsAffected(t *testing.T) {
 		t.Errorf("the filter view opened primary.xml %d times, want 2 (the affected dependents' data, its rewrite)", n)
 	}
 }
+
+// TestReferencePrimaryReadOnce counts the opens of a reference repo's
+// primary.xml for one cold annotate: the reference's own switch builds its
+// package index and the summary the analysis compares with in one pass, so
+// the analysis does not read it again (it did: 2 opens).
+func TestReferencePrimaryReadOnce(t *testing.T) {
+	refDir := newRepoDir(t, "el9", testenv.InitialRPMs())
+	dir := newRepoDir(t, "el9", []string{testenv.RPMLibAlma, testenv.RPMApp, testenv.RPMTool})
+	refUp, up := newFakeUpstream(t, refDir), newFakeUpstream(t, dir)
+	ref := testRepo("ref", refUp.URL(), time.Hour)
+	r := testRepo("alma", up.URL(), time.Hour)
+	r.Compat.Mode = config.ModeAnnotate
+	r.Compat.Reference = "ref"
+	r.Compat.ELF.Enabled = false
+	p, cs := startCountingProxy(t, []config.Repo{ref, r}, func(c *config.Config) {
+		c.Signing.KeyFile = "testdata/signing-key.asc"
+	})
+	refPrimary := func(k string) bool {
+		return strings.HasPrefix(k, keys.MD+"ref/el9/repodata/") && strings.Contains(k, "-primary.xml")
+	}
+	if _, files := viewFiles(t, p, "/alma/el9/"); len(files["primary"]) == 0 {
+		t.Fatal("no annotate primary")
+	}
+	rep, err := p.srv.views.Report(context.Background(), "alma", "el9/", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var classes []string
+	for _, d := range rep.Packages {
+		if d.Name == "dnfpt-lib" {
+			classes = d.Classes
+		}
+	}
+	if !slices.Contains(classes, "abi-extended") {
+		t.Fatalf("dnfpt-lib classes %v, want abi-extended from the comparison with the reference (report %+v)", classes, rep.Packages)
+	}
+	p.settle(t)
+	if n := cs.opens(refPrimary); n != 1 {
+		t.Errorf("the reference's primary.xml opened %d times, want 1 (its index pass gives the analysis its summary)", n)
+	}
+}

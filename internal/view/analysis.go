@@ -127,7 +127,10 @@ func (v *Views) SwitchScan(ctx context.Context, name, root string, g *repo.Gener
 			haveView = haveView || s.current() != nil
 		}
 	}
-	if !inUse || !v.bg.Enter() {
+	if !inUse {
+		return v.refScan(name, root, g)
+	}
+	if !v.bg.Enter() {
 		return nil
 	}
 	// This runs inside the repo's refresh: waiting here for the reference's
@@ -147,6 +150,105 @@ func (v *Views) SwitchScan(ctx context.Context, name, root string, g *repo.Gener
 	v.bg.Leave()
 	v.opt.Log.Debug("analysis left to the view build", "repo", name, "root", root, "err", err)
 	return nil
+}
+
+// refSummary is what analyses need of one reference generation: its
+// packages' ABI provides, and for the ELF layer their identities.
+// Read-only once made, so analyses of several repos share it.
+type refSummary struct {
+	sum  string // the reference generation's Sum
+	ref  *metadata.Reference
+	elf  bool                   // deps were kept
+	deps []metadata.PackageDeps // the packages, for the ELF layer's pairs
+}
+
+type refCollector struct {
+	elf  bool
+	pkgs []metadata.ABIPackage
+	deps []metadata.PackageDeps
+}
+
+func newRefCollector(elf bool) *refCollector { return &refCollector{elf: elf} }
+
+func (c *refCollector) add(p *metadata.PackageDeps) {
+	c.pkgs = append(c.pkgs, metadata.ABIPackage{PackageID: p.ID(), Provides: p.ABIProvides})
+	if c.elf {
+		c.deps = append(c.deps, trimDeps(p))
+	}
+}
+
+func (c *refCollector) summary(sum string) *refSummary {
+	return &refSummary{sum: sum, ref: metadata.NewReference(c.pkgs), elf: c.elf, deps: c.deps}
+}
+
+// refScan is SwitchScan for a repo whose views are not in use: when it is
+// the reference of a repo whose views are, the reference's summary is
+// read in the pass that builds its own package index, so the analyses do
+// not read its primary.xml a second time. The summary replaces the one of
+// the root's previous generation.
+func (v *Views) refScan(name, root string, g *repo.Generation) repo.Sink {
+	referenced, elf := false, false
+	for other, e := range v.opt.Repos {
+		if e.Compat.Reference != name || !v.viewsInUse(other, e, root) {
+			continue
+		}
+		referenced, elf = true, elf || elfOn(e)
+	}
+	if !referenced {
+		return nil
+	}
+	return &refSink{v: v, key: anKey(name, root), sum: g.Sum(), c: newRefCollector(elf)}
+}
+
+// viewsInUse reports whether the repo serves rewritten views of root: its
+// compat mode rewrites, or a client asked for a view of that root.
+func (v *Views) viewsInUse(name string, e Entry, root string) bool {
+	if mode := string(e.Compat.Mode); mode == Annotate || mode == Filter {
+		return true
+	}
+	for _, s := range v.slotList() {
+		if s.repo == name && s.root == root {
+			return true
+		}
+	}
+	return false
+}
+
+// refSummaryOf returns the summary of the reference generation rg made at
+// its switch, nil when there is none (or it lacks what the ELF layer needs).
+func (v *Views) refSummaryOf(ref, root string, rg *repo.Generation, elf bool) *refSummary {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := v.refs[anKey(ref, root)]
+	if s == nil || s.sum != rg.Sum() || (elf && !s.elf) {
+		return nil
+	}
+	return s
+}
+
+// refSink collects a reference generation's summary from its index pass.
+type refSink struct {
+	v   *Views
+	key string
+	sum string
+	c   *refCollector
+}
+
+func (s *refSink) Fields() metadata.ScanFields { return metadata.ScanProvides }
+
+func (s *refSink) Package(_ string, _ bool, p *metadata.PackageDeps) error {
+	s.c.add(p)
+	return nil
+}
+
+func (s *refSink) Done(err error) {
+	if err != nil {
+		return
+	}
+	sum := s.c.summary(s.sum)
+	s.v.mu.Lock()
+	s.v.refs[s.key] = sum
+	s.v.mu.Unlock()
 }
 
 // switchSink feeds an analysis from the switch's index pass.
@@ -206,19 +308,21 @@ func (v *Views) startAnalysis(ctx context.Context, name string, e Entry, root st
 	r := &analysisRun{v: v, e: e, root: root, in: in, markers: markers,
 		an: &analysis{input: in.anKey, base: in.base}, byPkgid: map[string]int{}, depIdx: map[string]int{}}
 	if in.refGen != nil {
-		refRepo := v.opt.Repos[e.Compat.Reference].Repo
-		var refPkgs []metadata.ABIPackage
-		err := refRepo.ScanPackages(ctx, root, in.refGen, metadata.ScanProvides, func(_ string, _ bool, p *metadata.PackageDeps) error {
-			refPkgs = append(refPkgs, metadata.ABIPackage{PackageID: p.ID(), Provides: p.ABIProvides})
-			if in.elf {
-				r.refDeps = append(r.refDeps, trimDeps(p))
+		if sum := v.refSummaryOf(e.Compat.Reference, root, in.refGen, in.elf); sum != nil {
+			r.ref, r.refDeps = sum.ref, sum.deps
+		} else {
+			refRepo := v.opt.Repos[e.Compat.Reference].Repo
+			c := newRefCollector(in.elf)
+			err := refRepo.ScanPackages(ctx, root, in.refGen, metadata.ScanProvides, func(_ string, _ bool, p *metadata.PackageDeps) error {
+				c.add(p)
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("reference repo %s/%s: %w", e.Compat.Reference, root, err)
 			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("reference repo %s/%s: %w", e.Compat.Reference, root, err)
+			sum := c.summary(in.refGen.Sum())
+			r.ref, r.refDeps = sum.ref, sum.deps
 		}
-		r.ref = metadata.NewReference(refPkgs)
 		if in.elf {
 			r.stable, r.stableTodo = v.elfStablelist(ctx, e, root, r.refDeps)
 		}

@@ -168,7 +168,8 @@ type Views struct {
 	mu       sync.Mutex
 	slots    map[string]*slot // repo\x00root\x00view
 	analyses map[string]*analysis
-	early    map[string]*analysis // made at a switch, not asked for yet (SwitchScan)
+	early    map[string]*analysis   // made at a switch, not asked for yet (SwitchScan)
+	refs     map[string]*refSummary // a reference's generation read at its switch (refSink)
 
 	builds    singleflight.Group
 	analyses1 singleflight.Group
@@ -181,7 +182,7 @@ type Views struct {
 // differs from the one a persisted view was signed with, the view is
 // re-signed before anything is served.
 func New(ctx context.Context, opt Options, rules *metadata.RuleSet) (*Views, error) {
-	v := &Views{opt: opt, baseCtx: ctx, slots: map[string]*slot{}, analyses: map[string]*analysis{}, early: map[string]*analysis{}, elf: newELFLayer(opt)}
+	v := &Views{opt: opt, baseCtx: ctx, slots: map[string]*slot{}, analyses: map[string]*analysis{}, early: map[string]*analysis{}, refs: map[string]*refSummary{}, elf: newELFLayer(opt)}
 	v.rules.Store(rules)
 	if err := v.load(ctx); err != nil {
 		return nil, err
@@ -761,6 +762,11 @@ func (v *Views) Forget(name, prefix string) {
 	for k := range v.early {
 		if r, rest, _ := strings.Cut(k, "\x00"); r == name && strings.HasPrefix(rest, prefix) {
 			delete(v.early, k)
+		}
+	}
+	for k := range v.refs {
+		if r, rest, _ := strings.Cut(k, "\x00"); r == name && strings.HasPrefix(rest, prefix) {
+			delete(v.refs, k)
 		}
 	}
 	v.elfForget(name, prefix)
