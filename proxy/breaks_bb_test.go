@@ -162,9 +162,10 @@ func TestBB_MetricsNotBlockedByAnalysis(t *testing.T) {
 	rules := writeFile(t, "rules.yaml", almaRuleYAML)
 	p := startBB(t, []config.Repo{ref, r}, func(c *config.Config) { c.RuleFiles = []string{rules} })
 	checkListedFiles(t, p, "/ref/el9/")
-	// The reference's repodata leaves the cache and its primary stalls
-	// upstream: the next analysis has to wait for it.
-	p.purge(t, "ref", "el9/repodata/")
+	// The reference's root leaves the cache (a purge of repodata/ alone
+	// keeps its generation, whose summary the analysis already has) and
+	// its primary stalls upstream: the next analysis has to wait for it.
+	p.purge(t, "ref", "el9/")
 	refUp.SetPath("-primary.xml.gz", testenv.StallFault(10))
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
