@@ -319,33 +319,14 @@ func (f *Fill) Await(ctx context.Context) error {
 // ReadAt reads spool bytes at off, waiting for them to arrive. It returns
 // io.EOF at the verified end and the fill's error if it failed.
 func (f *Fill) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	for {
-		f.mu.Lock()
-		avail := f.written
-		if !f.finished {
-			avail-- // hold back the last byte until verified
-		}
-		switch {
-		case f.finished && f.err != nil:
-			f.mu.Unlock()
-			return 0, f.err
-		case off < avail:
-			n := min(int64(len(p)), avail-off)
-			sp := f.spool
-			f.mu.Unlock()
-			return sp.ReadAt(p[:n], off)
-		case f.finished:
-			f.mu.Unlock()
-			return 0, io.EOF
-		}
-		ch := f.notify
-		f.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
+	avail, err := f.available(ctx, off)
+	if err != nil {
+		return 0, err
 	}
+	f.mu.Lock()
+	sp := f.spool
+	f.mu.Unlock()
+	return sp.ReadAt(p[:min(int64(len(p)), avail-off)], off)
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
