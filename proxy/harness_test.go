@@ -108,15 +108,26 @@ func newRepoDir(t testing.TB, sub string, rpms []string, args ...string) string 
 // startProxy runs a proxy for the given repos; edit may adjust the config.
 func startProxy(t testing.TB, repos []config.Repo, edit func(*config.Config)) *testProxy {
 	t.Helper()
+	return startProxyOver(t, repos, edit, nil)
+}
+
+// startProxyOver is startProxy with the store wrapped by wrap (nil: as
+// opened), for tests that watch what the proxy asks of its store.
+func startProxyOver(t testing.TB, repos []config.Repo, edit func(*config.Config), wrap func(cache.Store) cache.Store) *testProxy {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Storage.Dir = t.TempDir()
 	cfg.Repos = repos
 	if edit != nil {
 		edit(&cfg)
 	}
+	var store cache.Store
 	store, err := cache.OpenBadger(filepath.Join(cfg.Storage.Dir, "cache"), cache.DefaultBadgerOptions())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		store = wrap(store)
 	}
 	p := &testProxy{store: store, cfg: cfg}
 	p.srv, err = New(cfg, store, testLogger(t))

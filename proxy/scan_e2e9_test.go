@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,27 +48,30 @@ func (s *countingStore) opens(match func(string) bool) int {
 // startCountingProxy is startProxy over a store that counts opens.
 func startCountingProxy(t *testing.T, repos []config.Repo, edit func(*config.Config)) (*testProxy, *countingStore) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Storage.Dir = t.TempDir()
-	cfg.Repos = repos
-	if edit != nil {
-		edit(&cfg)
-	}
-	bs, err := cache.OpenBadger(filepath.Join(cfg.Storage.Dir, "cache"), cache.DefaultBadgerOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := &countingStore{Store: bs, gets: map[string]int{}}
-	p := &testProxy{store: cs, cfg: cfg}
-	if p.srv, err = New(cfg, cs, testLogger(t)); err != nil {
-		bs.Close()
-		t.Fatal(err)
-	}
-	p.http = httptest.NewUnstartedServer(nil)
-	p.http.Config = p.srv.HTTPServer("")
-	p.http.Start()
-	t.Cleanup(p.Close)
+	var cs *countingStore
+	p := startProxyOver(t, repos, edit, func(s cache.Store) cache.Store {
+		cs = &countingStore{Store: s, gets: map[string]int{}}
+		return cs
+	})
 	return p, cs
+}
+
+// startAllLibProxy runs a proxy for one repo "test" in mode whose rules
+// file makes every dnfpt-lib build diverge, over a counting store.
+func startAllLibProxy(t *testing.T, mode config.Mode) (*testProxy, *countingStore) {
+	t.Helper()
+	dir := newRepoDir(t, "el9", append(testenv.InitialRPMs(), testenv.RPMLibAlma))
+	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rulesFile, []byte("rules:\n  - name: all-lib\n    match: {name: dnfpt-lib}\n    reason: \"every build diverges\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := newFakeUpstream(t, dir)
+	r := testRepo("test", up.URL(), time.Hour)
+	r.Compat.Mode = mode
+	return startCountingProxy(t, []config.Repo{r}, func(c *config.Config) {
+		c.RuleFiles = []string{rulesFile}
+		c.Signing.KeyFile = "testdata/signing-key.asc"
+	})
 }
 
 // TestPrimaryReadTwicePerGenerationOncePerView counts how often a filter
@@ -79,18 +81,7 @@ func startCountingProxy(t *testing.T, repos []config.Repo, edit func(*config.Con
 // rewrite. With the analysis in a pass of its own it was 3; before the
 // analysis kept what the affected dependents need, 5.
 func TestPrimaryReadTwicePerGenerationOncePerView(t *testing.T) {
-	dir := newRepoDir(t, "el9", append(testenv.InitialRPMs(), testenv.RPMLibAlma))
-	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(rulesFile, []byte("rules:\n  - name: all-lib\n    match: {name: dnfpt-lib}\n    reason: \"every build diverges\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	up := newFakeUpstream(t, dir)
-	r := testRepo("test", up.URL(), time.Hour)
-	r.Compat.Mode = config.ModeFilter
-	p, cs := startCountingProxy(t, []config.Repo{r}, func(c *config.Config) {
-		c.RuleFiles = []string{rulesFile}
-		c.Signing.KeyFile = "testdata/signing-key.asc"
-	})
+	p, cs := startAllLibProxy(t, config.ModeFilter)
 	primary := func(k string) bool {
 		return strings.HasPrefix(k, keys.MD+"test/el9/repodata/") && strings.Contains(k, "-primary.xml")
 	}
@@ -147,18 +138,7 @@ func TestConfiguredDecodeLimitsReachTheScanners(t *testing.T) {
 // them in its abi-divergence record, from one more read of primary.xml,
 // and the filter view's rewrite is the other.
 func TestFilterViewOfAnnotateRepoListsAffected(t *testing.T) {
-	dir := newRepoDir(t, "el9", append(testenv.InitialRPMs(), testenv.RPMLibAlma))
-	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(rulesFile, []byte("rules:\n  - name: all-lib\n    match: {name: dnfpt-lib}\n    reason: \"every build diverges\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	up := newFakeUpstream(t, dir)
-	r := testRepo("test", up.URL(), time.Hour)
-	r.Compat.Mode = config.ModeAnnotate
-	p, cs := startCountingProxy(t, []config.Repo{r}, func(c *config.Config) {
-		c.RuleFiles = []string{rulesFile}
-		c.Signing.KeyFile = "testdata/signing-key.asc"
-	})
+	p, cs := startAllLibProxy(t, config.ModeAnnotate)
 	primary := func(k string) bool {
 		return strings.HasPrefix(k, keys.MD+"test/el9/repodata/") && strings.Contains(k, "-primary.xml")
 	}
