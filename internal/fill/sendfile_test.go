@@ -33,26 +33,32 @@ func (f *Fill) testAppend(t *testing.T, p []byte) {
 	f.mu.Unlock()
 }
 
-// TestCopyToTCPSendsSpoolSectionsAndHoldsTheLastByte streams a growing
-// spool to a real TCP connection (an io.ReaderFrom, so the spool goes
-// through sendfile): the client gets every written byte but the last
-// before verification, then exactly the content.
-func TestCopyToTCPSendsSpoolSectionsAndHoldsTheLastByte(t *testing.T) {
+// tcpPair returns both ends of a loopback TCP connection, closed at the
+// end of the test.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
+	if client, err = net.Dial("tcp", ln.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
+	t.Cleanup(func() { client.Close() })
+	if server, err = ln.Accept(); err != nil {
 		t.Fatal(err)
 	}
-	defer server.Close()
+	t.Cleanup(func() { server.Close() })
+	return client, server
+}
+
+// TestCopyToTCPSendsSpoolSectionsAndHoldsTheLastByte streams a growing
+// spool to a real TCP connection (an io.ReaderFrom, so the spool goes
+// through sendfile): the client gets every written byte but the last
+// before verification, then exactly the content.
+func TestCopyToTCPSendsSpoolSectionsAndHoldsTheLastByte(t *testing.T) {
+	client, server := tcpPair(t)
 	if _, ok := server.(io.ReaderFrom); !ok {
 		t.Fatal("a TCP connection is not an io.ReaderFrom")
 	}
@@ -109,21 +115,7 @@ func TestCopyToTCPSendsSpoolSectionsAndHoldsTheLastByte(t *testing.T) {
 // TestCopyToTCPFailedFillStops: a fill that fails mid-way ends CopyTo with
 // its error and the client never gets the unverified tail.
 func TestCopyToTCPFailedFillStops(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := tcpPair(t)
 	f := growingFill(t)
 	f.testAppend(t, bytes.Repeat([]byte("a"), 100))
 	done := make(chan error, 1)
