@@ -117,16 +117,7 @@ func (v *Views) SwitchScan(ctx context.Context, name, root string, g *repo.Gener
 	if !ok {
 		return nil
 	}
-	inUse, haveView := false, false
-	if mode := string(e.Compat.Mode); mode == Annotate || mode == Filter {
-		inUse = true
-	}
-	for _, s := range v.slotList() {
-		if s.repo == name && s.root == root {
-			inUse = true
-			haveView = haveView || s.current() != nil
-		}
-	}
+	inUse, haveView := v.viewsInUse(name, e, root)
 	if !inUse {
 		return v.refScan(name, root, g)
 	}
@@ -189,7 +180,10 @@ func (c *refCollector) summary(sum string) *refSummary {
 func (v *Views) refScan(name, root string, g *repo.Generation) repo.Sink {
 	referenced, elf := false, false
 	for other, e := range v.opt.Repos {
-		if e.Compat.Reference != name || !v.viewsInUse(other, e, root) {
+		if e.Compat.Reference != name {
+			continue
+		}
+		if inUse, _ := v.viewsInUse(other, e, root); !inUse {
 			continue
 		}
 		referenced, elf = true, elf || elfOn(e)
@@ -200,18 +194,20 @@ func (v *Views) refScan(name, root string, g *repo.Generation) repo.Sink {
 	return &refSink{v: v, key: anKey(name, root), sum: g.Sum(), c: newRefCollector(elf)}
 }
 
-// viewsInUse reports whether the repo serves rewritten views of root: its
-// compat mode rewrites, or a client asked for a view of that root.
-func (v *Views) viewsInUse(name string, e Entry, root string) bool {
+// viewsInUse reports whether the repo serves rewritten views of root (its
+// compat mode rewrites, or a client asked for a view of that root), and
+// whether one of them has been built.
+func (v *Views) viewsInUse(name string, e Entry, root string) (inUse, haveView bool) {
 	if mode := string(e.Compat.Mode); mode == Annotate || mode == Filter {
-		return true
+		inUse = true
 	}
 	for _, s := range v.slotList() {
 		if s.repo == name && s.root == root {
-			return true
+			inUse = true
+			haveView = haveView || s.current() != nil
 		}
 	}
-	return false
+	return inUse, haveView
 }
 
 // refSummaryOf returns the summary of the reference generation rg made at
