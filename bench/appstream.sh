@@ -38,6 +38,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 ROOT=$(cd "$HERE/.." && pwd)
 OUT=${BENCH_OUT:-$HERE/out}
 ROUNDS=${BENCH_ROUNDS:-5}
@@ -81,11 +83,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-forget_pid() {
-	local keep=() p
-	for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
 
 log "building dnfproxy and the bench tools"
 mkdir -p "$T/bin"
@@ -121,7 +118,7 @@ EOF
 		;;
 	gen)
 		log "gen: genrepo -n $GEN_PKGS with 60 module streams and 80 comps groups"
-		"$T/bin/genrepo" -n "$GEN_PKGS" -modules 60 -groups 80 "$T/gen-src"
+		"$T/bin/genrepo" -n "$GEN_PKGS" -modules $((GEN_PKGS / 10 < 60 ? GEN_PKGS / 10 : 60)) -groups 80 "$T/gen-src"
 		modifyrepo_c --mdtype=modules --compress-type=xz "$T/gen-src/modules.yaml" "$T/gen-src/repodata" >/dev/null
 		modifyrepo_c --mdtype=group --no-compress "$T/gen-src/comps.xml" "$T/gen-src/repodata" >/dev/null
 		modifyrepo_c --mdtype=group_xz --compress-type=xz "$T/gen-src/comps.xml" "$T/gen-src/repodata" >/dev/null
@@ -248,41 +245,6 @@ stop_proxy() { # stops the proxy (waiting for it), its VmHWM appended to HWM
 
 # --- dnf -------------------------------------------------------------------------
 
-dnf_conf() { # dnf_conf DIR BASEURL
-	mkdir -p "$1/repos.d" "$1/vars"
-	cat >"$1/dnf.conf" <<EOF
-[main]
-gpgcheck=0
-repo_gpgcheck=0
-plugins=0
-fastestmirror=0
-skip_if_unavailable=False
-metadata_expire=0
-reposdir=$1/repos.d
-varsdir=$1/vars
-cachedir=$1/cache
-
-[bench]
-name=bench
-baseurl=$2
-EOF
-}
-dnf_time() { # dnf_time DIR → seconds of one `dnf makecache` with a fresh cache and root
-	rm -rf "$1/cache" "$1/root"
-	mkdir -p "$1/root"
-	local t0 t1
-	t0=$(date +%s.%N)
-	env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY \
-		LC_ALL=C.UTF-8 LANG=C.UTF-8 \
-		dnf -c "$1/dnf.conf" --installroot "$1/root" --releasever 9 -y \
-		--setopt=metadata_expire=0 --refresh makecache >"$1/out.log" 2>&1 ||
-		{
-			log "dnf makecache failed ($1): $(tail -5 "$1/out.log")"
-			return 1
-		}
-	t1=$(date +%s.%N)
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
-}
 
 # annotated DIR: dies unless dnf's last makecache in DIR got the annotate
 # view (its repomd.xml has the abi-divergence record), not a raw fallback.
@@ -317,14 +279,6 @@ row() { # id title unit proxy direct ratio target verdict note
 	local IFS=$'\t'
 	printf '%s\n' "$*" >>"$ROWS"
 	printf '  %-5s %-52s proxy=%-8s direct=%-8s ratio=%-6s %s %s\n' "$1" "$2 ($3)" "$4" "$5" "$6" "$7" "$8" >&2
-}
-median() { "$BU" median "$@"; }
-ratio() { "$BU" ratio "$1" "$2"; }
-rnd() { awk -v x="$1" 'BEGIN { printf "%.4g", x }'; }
-list() {
-	local x out=()
-	for x in "$@"; do out+=("$(rnd "$x")"); done
-	echo "${out[*]}"
 }
 verdict() { awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { ok = (op == "<=") ? (v <= l) : (v >= l); print ok ? "pass" : "MISS" }'; }
 MISSES=0

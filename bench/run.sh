@@ -34,6 +34,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 ROOT=$(cd "$HERE/.." && pwd)
 OUT=${BENCH_OUT:-$HERE/out}
 BIG_MIB=${BENCH_BIG_MIB:-256}
@@ -108,11 +110,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-forget_pid() { # removes $1 from PIDS
-	local keep=() p
-	for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
 
 # --- build ---------------------------------------------------------------------
 
@@ -271,8 +268,6 @@ lg() { # lg LABEL loadgen-args... → loadgen's JSON on stdout, also kept in raw
 	printf '%s\n' "$out"
 }
 field() { "$BU" field "$1" <<<"$2"; }
-median() { "$BU" median "$@"; }
-ratio() { "$BU" ratio "$1" "$2"; }
 verdict() { # verdict VALUE OP LIMIT → pass|MISS
 	awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN {
 		ok = (op == ">=") ? (v >= l) : (op == "<=") ? (v <= l) : (v < l)
@@ -314,12 +309,6 @@ PV=() DV=() RV=() # values of the current row: proxy, direct, ratio per round
 round_reset() { PV=() DV=() RV=(); }
 round_add() { # round_add PROXY DIRECT
 	PV+=("$1") DV+=("$2") RV+=("$(ratio "$1" "$2")")
-}
-rnd() { awk -v x="$1" 'BEGIN { printf "%.4g", x }'; }
-list() {
-	local x out=()
-	for x in "$@"; do out+=("$(rnd "$x")"); done
-	echo "${out[*]}"
 }
 # row_rounds ID TITLE UNIT OP LIMIT NOTE: the medians and the verdict of the row
 row_rounds() {
@@ -506,41 +495,6 @@ fi
 
 # --- 4: dnf makecache ------------------------------------------------------------------
 
-dnf_conf() { # dnf_conf DIR BASEURL
-	mkdir -p "$1/repos.d" "$1/vars"
-	cat >"$1/dnf.conf" <<EOF
-[main]
-gpgcheck=0
-repo_gpgcheck=0
-plugins=0
-fastestmirror=0
-skip_if_unavailable=False
-metadata_expire=0
-reposdir=$1/repos.d
-varsdir=$1/vars
-cachedir=$1/cache
-
-[bench]
-name=bench
-baseurl=$2
-EOF
-}
-dnf_time() { # dnf_time DIR → seconds of one `dnf makecache` with a fresh cache and root
-	rm -rf "$1/cache" "$1/root"
-	mkdir -p "$1/root"
-	local t0 t1
-	t0=$(date +%s.%N)
-	env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY \
-		LC_ALL=C.UTF-8 LANG=C.UTF-8 \
-		"$DNF" -c "$1/dnf.conf" --installroot "$1/root" --releasever 9 -y \
-		--setopt=metadata_expire=0 --refresh makecache >"$1/out.log" 2>&1 ||
-		{
-			log "dnf makecache failed ($1): $(tail -5 "$1/out.log")"
-			return 1
-		}
-	t1=$(date +%s.%N)
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
-}
 dnf_row() { # dnf_row ID TITLE SUBPATH
 	local id=$1 title=$2 sub=$3 i p d
 	dnf_conf "$T/dnf/$id-proxy" "$PROXY/$sub/"
