@@ -18,7 +18,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -533,17 +532,7 @@ func TestBB_StuckReaderTimedOut(t *testing.T) {
 		t.Fatalf("%s: %d %v", path, st, err)
 	}
 	before := len(p.logs.records("request"))
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) {
-			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-	}}
-	conn, err := d.DialContext(t.Context(), "tcp", p.http.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: proxy\r\n\r\n", path)
+	testenv.StuckClient(t, p.http.Listener.Addr().String(), path)
 	// Read nothing: the proxy's writes block once the buffers are full.
 	if !waitFor(70*time.Second, func() bool { return len(p.logs.records("request")) > before }) {
 		t.Errorf("a client that stopped reading %s still holds its handler after 70s", path)

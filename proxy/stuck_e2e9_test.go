@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,17 +46,7 @@ func TestClientThatNeverReadsDelaysNobody(t *testing.T) {
 	}
 
 	// The stuck client: a tiny receive buffer, a request, no reads.
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) {
-			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-	}}
-	conn, err := d.DialContext(t.Context(), "tcp", p.http.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET /test/images/big0.img HTTP/1.1\r\nHost: proxy\r\n\r\n")
+	conn := testenv.StuckClient(t, p.http.Listener.Addr().String(), "/test/images/big0.img")
 	time.Sleep(500 * time.Millisecond) // its handler is now blocked in a write
 
 	const bound = 5 * time.Second
