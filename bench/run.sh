@@ -11,7 +11,11 @@
 #   1  cache-hit throughput, one large non-RPM file, warm proxy vs nginx
 #   2  requests/s of 64 clients on small RPMs, warm proxy vs nginx
 #   3  cold miss of the large file (fresh store each time) vs nginx, with
-#      the proxy's peak VmRSS and RssAnon during the fill
+#      the proxy's peak VmRSS and RssAnon during the fill; in the same rounds
+#      the same miss through nginx's own caching proxy (3f, proxy_cache on a
+#      key it has not seen) and through a Go relay that stores nothing (3g,
+#      the floor of two loopback transfers), and the proxy against nginx's
+#      caching proxy (3h)
 #   4  `dnf makecache` through a warm proxy vs nginx (the testdata repo, and
 #      a synthetic repo of BENCH_SYNTH_PKGS packages)
 #
@@ -122,9 +126,12 @@ mkdir -p "$T/bin"
 LOADGEN=$T/bin/loadgen
 BU=$T/bin/benchutil
 
-mapfile -t P < <("$BU" ports 4)
+mapfile -t P < <("$BU" ports 6)
 NGINX_PORT=${P[0]} PROXY_PORT=${P[1]} ADMIN_PORT=${P[2]} GOFS_PORT=${P[3]}
+NGINX_CACHE_PORT=${P[4]} RELAY_PORT=${P[5]}
 DIRECT=http://127.0.0.1:$NGINX_PORT
+NGINX_CACHE=http://127.0.0.1:$NGINX_CACHE_PORT
+RELAY=http://127.0.0.1:$RELAY_PORT
 PROXY=http://127.0.0.1:$PROXY_PORT/bench
 
 # --- content -------------------------------------------------------------------
@@ -180,6 +187,22 @@ http {
 		application/gzip gz;
 	}
 	default_type application/octet-stream;
+	# nginx as a caching proxy of the server below, for row 3's peer
+	# baseline: it receives, writes its cache file and sends, as the
+	# proxy does (buffers raised from the 4-8 KiB defaults to 1 MiB).
+	proxy_cache_path $T/nginx/cache levels=1:2 keys_zone=bench:10m max_size=16g inactive=1h use_temp_path=off;
+	server {
+		listen 127.0.0.1:$NGINX_CACHE_PORT;
+		location / {
+			proxy_pass $DIRECT;
+			proxy_cache bench;
+			proxy_cache_key \$uri\$is_args\$args;
+			proxy_cache_valid 200 1h;
+			proxy_buffer_size 1m;
+			proxy_buffers 8 1m;
+			proxy_busy_buffers_size 2m;
+		}
+	}
 	server {
 		listen 127.0.0.1:$NGINX_PORT;
 		root $WWW;
@@ -206,6 +229,12 @@ GOFS=http://127.0.0.1:$GOFS_PORT
 GOFS_PID=$!
 PIDS+=("$GOFS_PID")
 "$BU" wait "$GOFS/" 15 || die "the Go file server did not start"
+
+# The Go proxy floor: a relay that stores nothing (row 3g).
+"$BU" relay "127.0.0.1:$RELAY_PORT" "$DIRECT" &
+RELAY_PID=$!
+PIDS+=("$RELAY_PID")
+"$BU" wait "$RELAY/" 15 || die "the Go relay did not start"
 
 # --- proxy ---------------------------------------------------------------------
 
@@ -435,7 +464,7 @@ stop_proxy
 if on 3; then
 	log "3: cold miss, ${BIG_MIB} MiB file, fresh store each time"
 	round_reset
-	rss=() anon=() cpu3p=() cpu3d=()
+	rss=() anon=() cpu3p=() cpu3d=() t3c=() t3r=() t3d=() t3p=()
 	for ((i = 0; i < REPS; i++)); do
 		start_proxy
 		j=$(lg 3-proxy -url "$PROXY/images/big.img=$BIG_SIZE" -n 1 -sample-pid "$PROXY_PID" -sample-every 50ms -cpu-pids "$PROXY_PID")
@@ -443,6 +472,17 @@ if on 3; then
 		rss+=("$(field peak_vmrss_kib "$j")") anon+=("$(field peak_rssanon_kib "$j")")
 		jd=$(lg 3-direct -url "$DIRECT/images/big.img=$BIG_SIZE" -n 1 -cpu-pids "$NGINX_PIDS")
 		round_add "$(field seconds "$j")" "$(field seconds "$jd")"
+		# Peers on the same file: nginx's caching proxy on a key it has not
+		# seen (a fresh query string each round) and the storeless Go relay.
+		jc=$(lg 3-nginx-cache -url "$NGINX_CACHE/images/big.img?cold=$PROXY_RUN=$BIG_SIZE" -n 1)
+		jr=$(lg 3-relay -url "$RELAY/images/big.img=$BIG_SIZE" -n 1)
+		t3c+=("$(field seconds "$jc")") t3r+=("$(field seconds "$jr")") t3d+=("$(field seconds "$jd")")
+		t3p+=("$(field seconds "$j")")
+		if ((i == 0)); then
+			cached=$(du -sk "$T/nginx/cache" | cut -f1)
+			((cached >= BIG_MIB * 1024)) ||
+				die "nginx's caching proxy stored ${cached} KiB of the ${BIG_MIB} MiB miss: the peer row would measure a relay"
+		fi
 		# At 10 ms resolution: a reading under one tick counts as one tick.
 		cpu3p+=("$(awk -v x="$(field cpu_seconds "$j" 2>/dev/null || echo 0)" 'BEGIN { print (x < 0.01) ? 0.01 : x }')")
 		cpu3d+=("$(awk -v x="$(field cpu_seconds "$jd" 2>/dev/null || echo 0)" 'BEGIN { print (x < 0.01) ? 0.01 : x }')")
@@ -458,8 +498,24 @@ if on 3; then
 		wait "$prof" || log "the profile request failed"
 		stop_proxy
 	fi
-	row_rounds 3a "cold miss, ${BIG_MIB} MiB file, 1 client" "s" "<=" 1.15 \
+	row_rounds 3a "cold miss, ${BIG_MIB} MiB file, 1 client" "s" "<=" 1.3 \
 		"$REPS rounds, a fresh proxy store each"
+	PV=("${t3c[@]}") DV=("${t3d[@]}") RV=()
+	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3c[i]}" "${t3d[i]}")"); done
+	PLABEL="nginx proxy_cache"
+	row_rounds 3f "same cold miss through nginx's own caching proxy (peer)" "s" report "" \
+		"nginx proxy_cache in front of the same nginx, a key it has not seen each round, 1 MiB proxy buffers; same rounds"
+	PV=("${t3r[@]}") RV=()
+	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3r[i]}" "${t3d[i]}")"); done
+	PLABEL="Go relay"
+	row_rounds 3g "same file through a Go relay that stores nothing (floor)" "s" report "" \
+		"httputil.ReverseProxy with 1 MiB buffers: two loopback transfers and nothing else; same rounds"
+	PV=("${t3p[@]}") DV=("${t3c[@]}") RV=()
+	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3p[i]}" "${t3c[i]}")"); done
+	PLABEL="" DLABEL="nginx proxy_cache"
+	row_rounds 3h "proxy against nginx's caching proxy, same rounds" "s" "<=" 1.0 \
+		"the cold miss of row 3a over nginx proxy_cache's in each round (direct = nginx proxy_cache)"
+	DLABEL=""
 	peak_rss=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
 	peak_anon=$(printf '%s\n' "${anon[@]}" | sort -n | tail -1)
 	rss_mib=$(awk -v k="$peak_rss" 'BEGIN { printf "%.1f", k / 1024 }')

@@ -11,6 +11,9 @@
 //	benchutil report ROWS MD JSON   rows (tab-separated, see below) to files
 //	benchutil static ADDR DIR       serve DIR with net/http's file server
 //	                                (the Go floor next to nginx) until killed
+//	benchutil relay ADDR UPSTREAM   pass every GET on to UPSTREAM and stream
+//	                                the answer back, storing nothing (the
+//	                                floor of any Go proxy on a cold miss)
 //
 // A row of ROWS is: id, title, unit, proxy, direct, ratio, target, verdict,
 // note (tab-separated; empty fields allowed). Lines starting with "#" set
@@ -24,10 +27,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -52,6 +58,8 @@ func main() {
 		err = report(args)
 	case "static":
 		err = static(args)
+	case "relay":
+		err = relay(args)
 	default:
 		usage()
 	}
@@ -62,7 +70,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchutil ports N | wait URL SECONDS | median X... | ratio A B | field NAME | report ROWS MD JSON | static ADDR DIR")
+	fmt.Fprintln(os.Stderr, "usage: benchutil ports N | wait URL SECONDS | median X... | ratio A B | field NAME | report ROWS MD JSON | static ADDR DIR | relay ADDR UPSTREAM")
 	os.Exit(2)
 }
 
@@ -293,3 +301,28 @@ func static(args []string) error {
 	}
 	return srv.ListenAndServe()
 }
+
+// relay is the least a Go proxy can do on a cold miss: receive upstream's
+// body and send it on, through 1 MiB buffers, with no spool, no store and
+// no verification. Next to nginx's caching proxy it tells what two
+// loopback transfers cost on this machine, whatever the proxy does.
+func relay(args []string) error {
+	if len(args) != 2 {
+		usage()
+	}
+	up, err := url.Parse(args[1])
+	if err != nil {
+		return err
+	}
+	rp := httputil.NewSingleHostReverseProxy(up)
+	rp.BufferPool = relayBuffers{}
+	srv := &http.Server{Addr: args[0], Handler: rp, ReadHeaderTimeout: 30 * time.Second}
+	return srv.ListenAndServe()
+}
+
+type relayBuffers struct{}
+
+var relayPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+func (relayBuffers) Get() []byte  { return *relayPool.Get().(*[]byte) }
+func (relayBuffers) Put(b []byte) { relayPool.Put(&b) }

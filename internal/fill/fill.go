@@ -588,6 +588,10 @@ func (fl *Filler) do(f *Fill) error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	os.Remove(spool.Name()) // followers share the open file; a crash leaves nothing
+	if err := preallocate(spool, total); err != nil {
+		spool.Close()
+		return fmt.Errorf("spool: reserving %d bytes for %s: %w", total, req.Rel, err)
+	}
 	f.mu.Lock()
 	f.spool, f.total, f.meta = spool, total, meta
 	f.mu.Unlock()
