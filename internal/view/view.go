@@ -607,7 +607,13 @@ func (v *Views) install(ctx context.Context, s *slot, vg *Gen) {
 	s.lastErr = ""
 	s.mu.Unlock()
 	if err := v.persist(ctx, s); err != nil {
-		v.opt.Log.Warn("saving view record failed", "repo", s.repo, "root", s.root, "view", s.view, "err", err)
+		level := slog.LevelWarn
+		if v.baseCtx.Err() != nil && errors.Is(err, context.Canceled) {
+			// Shutting down: the record on disk stays the previous view's,
+			// whose files are kept, and the next start rebuilds this one.
+			level = slog.LevelDebug
+		}
+		v.opt.Log.Log(ctx, level, "saving view record failed", "repo", s.repo, "root", s.root, "view", s.view, "err", err)
 	}
 }
 
