@@ -59,6 +59,10 @@ func TestELFLayerAbipkgdiffDebuginfo(t *testing.T) {
 		t.Errorf("without debuginfo the type change is visible?\n%s", got)
 	}
 	before := p.srv.views.ELFStats()
+	// The view follows the finished pass over the first debuginfo
+	// generation before that generation changes.
+	debugGen, _ := p.srv.repos["debug"].gens.Generations("el9/")
+	waitViewInput(t, p, "alma", "el9/", "debuginfo="+debugGen.Sum()+":done")
 
 	testenv.AddRPMs(t, filepath.Join(debugDir, "el9"), rpm(debug1+".rpm"), rpm(debug2+".rpm"))
 	// createrepo_c's revision is a timestamp and revalidation is
@@ -73,6 +77,10 @@ func TestELFLayerAbipkgdiffDebuginfo(t *testing.T) {
 	if res, err := p.srv.repos["debug"].gens.Refresh(context.Background(), "el9/"); err != nil || !res.Changed {
 		t.Fatalf("refresh of the debuginfo repo: changed %v, %v", res.Changed, err)
 	}
+	// The debuginfo repo's new generation alone (no client asks for the
+	// view, no report is read) gets the view rebuilt with it.
+	debugGen, _ = p.srv.repos["debug"].gens.Generations("el9/")
+	waitViewInput(t, p, "alma", "el9/", "debuginfo="+debugGen.Sum()+":")
 	got = reasons(waitReport(t, p, "el9/", func(m map[string]view.DivergentPackage) bool {
 		return strings.Contains(reasons(m), "struct _IceConn")
 	}))
@@ -100,4 +108,26 @@ func firstN(s string, n int) string {
 		lines = lines[:n]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// waitViewInput polls the views' statuses, which start nothing, until the
+// repo's view of root was built from an input naming want.
+func waitViewInput(t *testing.T, p *testProxy, name, root, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var inputs []string
+		for _, st := range p.srv.views.Statuses() {
+			if st.Repo == name && st.Root == root {
+				if strings.Contains(st.Input, want) {
+					return
+				}
+				inputs = append(inputs, st.View+": "+st.Input)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s no view of %s %s was built from an input naming %s: %q", name, root, want, inputs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -347,8 +347,8 @@ func (v *Views) SetRules(rs *metadata.RuleSet) {
 }
 
 // Switched is repo's OnSwitch: the views of the root, and the views of
-// repos that use this repo as their reference, are rebuilt in the
-// background.
+// repos that use this repo as their reference or as a debuginfo repo, are
+// rebuilt in the background.
 func (v *Views) Switched(name, root string) {
 	e, ok := v.opt.Repos[name]
 	if !ok {
@@ -361,8 +361,14 @@ func (v *Views) Switched(name, root string) {
 		if s.root != root {
 			continue
 		}
-		if s.repo == name || v.opt.Repos[s.repo].Compat.Reference == name {
+		user := v.opt.Repos[s.repo]
+		switch {
+		case s.repo == name || user.Compat.Reference == name:
 			v.kick(s)
+		case v.debugOn(user) && slices.Contains(user.Compat.ABIPkgDiff.Debuginfo, name):
+			// A new generation of a debuginfo repo is a new analysis of
+			// the repos that give it to abipkgdiff.
+			v.elfRefresh(s)
 		}
 	}
 }
@@ -782,8 +788,11 @@ func (v *Views) Forget(name, prefix string) {
 type Status struct {
 	Repo, Root, View string
 	Created          time.Time
-	LastError        string
-	LastErrorAt      time.Time
+	// Input names what the current view was built from (the generations,
+	// rules and analysis it rewrites with); empty before the first build.
+	Input       string
+	LastError   string
+	LastErrorAt time.Time
 }
 
 // Statuses lists the views in use.
@@ -793,7 +802,7 @@ func (v *Views) Statuses() []Status {
 		s.mu.Lock()
 		st := Status{Repo: s.repo, Root: s.root, View: s.view, LastError: s.lastErr, LastErrorAt: s.errAt}
 		if s.cur != nil {
-			st.Created = s.cur.Created
+			st.Created, st.Input = s.cur.Created, s.cur.Input
 		}
 		s.mu.Unlock()
 		out = append(out, st)
