@@ -127,14 +127,14 @@ func DefaultBadgerOptions() BadgerOptions {
 		AccessedGranularity: time.Minute,
 		GCDiscardRatio:      0.5,
 		GCFinalDiscardRatio: 0.2,
-		MemTableSize:        16 << 20,
+		MemTableSize:        2 << 20,
 		NumMemtables:        2,
 		BlockCacheSize:      8 << 20,
 		IndexCacheSize:      4 << 20,
 		ValueThreshold:      1 << 10,
 		ValueLogFileSize:    128 << 20,
 		NumCompactors:       2,
-		ReleaseMappedEvery:  16 << 20,
+		ReleaseMappedEvery:  8 << 20,
 	}
 }
 

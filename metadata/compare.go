@@ -3,6 +3,7 @@ package metadata
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -63,22 +64,46 @@ type Comparison struct {
 	StablelistBreaks []string
 }
 
-// Reference is a reference repo's packages, indexed for comparison.
+// Reference is a reference repo's packages, indexed for comparison: one
+// slice sorted by name and arch, each name.arch's builds newest first, so
+// the builds of a package are a subslice found by binary search. A proxy
+// keeps the Reference of each reference repo it compares with; a map of
+// name.arch to slices of copies took more than twice the memory.
 type Reference struct {
-	byNameArch map[string][]ABIPackage
+	pkgs []ABIPackage
 }
 
-// NewReference indexes the reference repo's packages.
+// NewReference indexes the reference repo's packages. It keeps a copy of
+// pkgs (the slice, not the strings), so the caller's slice may go.
 func NewReference(pkgs []ABIPackage) *Reference {
-	r := &Reference{byNameArch: map[string][]ABIPackage{}}
-	for _, p := range pkgs {
-		k := p.Name + "." + p.Arch
-		r.byNameArch[k] = append(r.byNameArch[k], p)
+	sorted := slices.Clone(pkgs)
+	slices.SortStableFunc(sorted, func(a, b ABIPackage) int {
+		if c := cmpNameArch(a.PackageID, b.Name, b.Arch); c != 0 {
+			return c
+		}
+		return CompareEVR(b.PackageID.EVR(), a.PackageID.EVR()) // newest first
+	})
+	return &Reference{pkgs: sorted}
+}
+
+func cmpNameArch(p PackageID, name, arch string) int {
+	if c := strings.Compare(p.Name, name); c != 0 {
+		return c
 	}
-	for _, list := range r.byNameArch {
-		sort.Slice(list, func(i, j int) bool { return CompareEVR(list[i].PackageID.EVR(), list[j].PackageID.EVR()) > 0 })
+	return strings.Compare(p.Arch, arch)
+}
+
+// builds returns the reference's builds of name.arch, newest first.
+func (r *Reference) builds(name, arch string) []ABIPackage {
+	i, found := slices.BinarySearchFunc(r.pkgs, 0, func(p ABIPackage, _ int) int { return cmpNameArch(p.PackageID, name, arch) })
+	if !found {
+		return nil
 	}
-	return r
+	j := i + 1
+	for j < len(r.pkgs) && r.pkgs[j].Name == name && r.pkgs[j].Arch == arch {
+		j++
+	}
+	return r.pkgs[i:j:j]
 }
 
 // Compare returns the findings of comparing one package with the
@@ -102,7 +127,7 @@ func CompareWith(p ABIPackage, ref *Reference, o CompareOptions) Comparison {
 	if ref == nil {
 		return c
 	}
-	builds := ref.byNameArch[p.Name+"."+p.Arch]
+	builds := ref.builds(p.Name, p.Arch)
 	if len(builds) == 0 {
 		c.Findings = append(c.Findings, Finding{Class: ClassNotInReference, Reason: fmt.Sprintf("%s.%s is not in the reference repo", p.Name, p.Arch)})
 		return c

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dnfproxy/dnfproxy/cache"
 	"github.com/dnfproxy/dnfproxy/internal/config"
+	"github.com/dnfproxy/dnfproxy/internal/memlimit"
 	"github.com/dnfproxy/dnfproxy/proxy"
 )
 
@@ -69,6 +70,13 @@ func serve(ctx context.Context, args []string, logw io.Writer, ready func(client
 		h = slog.NewJSONHandler(logw, hopt)
 	}
 	log := slog.New(h)
+
+	// The heap's slack over the live data is kept near a floor unless the
+	// operator set GOMEMLIMIT (see internal/memlimit).
+	if g := memlimit.Start(memlimit.DefaultFloor); g != nil {
+		defer g.Stop()
+		log.Debug("soft memory limit", "floor_bytes", memlimit.DefaultFloor)
+	}
 
 	bopt := cache.DefaultBadgerOptions()
 	bopt.Logger = log // badger's warnings and errors

@@ -72,19 +72,15 @@ func (g *Generation) File(href string) (metadata.Record, bool) {
 type pkgIndex struct {
 	mu    sync.Mutex // one build at a time
 	built atomic.Bool
-	pkgs  map[string]packedRef // set once, before built
+	pkgs  *pkgTable // set once, before built
 }
 
 // lookup returns the index's entry for a path below the root.
 func (x *pkgIndex) lookup(rel string) (PkgRef, bool) {
-	p, ok := x.pkgs[rel]
-	if !ok {
-		return PkgRef{}, false
-	}
-	return p.unpack(), true
+	return x.pkgs.lookup(rel)
 }
 
-func (x *pkgIndex) set(fn func() (map[string]packedRef, error)) error {
+func (x *pkgIndex) set(fn func() (*pkgTable, error)) error {
 	if x.built.Load() {
 		return nil
 	}
@@ -106,45 +102,13 @@ func (x *pkgIndex) count() (int, bool) {
 	if !x.built.Load() {
 		return 0, false
 	}
-	return len(x.pkgs), true
+	return x.pkgs.count(), true
 }
 
 // PkgRef is what primary.xml says of a package file.
 type PkgRef struct {
 	Sum  metadata.Checksum
 	Size int64
-}
-
-// packedRef is a PkgRef as the index holds it: the digest as raw bytes,
-// its type as an index into sumTypes (len(sumTypes): digest is "type:hex").
-// The hex form took more than half of the index of a 30,000-package repo.
-type packedRef struct {
-	digest string
-	size   int64
-	typ    uint8
-}
-
-var sumTypes = [...]string{"md5", "sha1", "sha224", "sha256", "sha384", "sha512"}
-
-func pack(r PkgRef) packedRef {
-	for i, t := range sumTypes {
-		if r.Sum.Type != t {
-			continue
-		}
-		if raw, err := hex.DecodeString(r.Sum.Value); err == nil && hex.EncodeToString(raw) == r.Sum.Value {
-			return packedRef{digest: string(raw), size: r.Size, typ: uint8(i)}
-		}
-		break
-	}
-	return packedRef{digest: r.Sum.Type + ":" + r.Sum.Value, size: r.Size, typ: uint8(len(sumTypes))}
-}
-
-func (p packedRef) unpack() PkgRef {
-	if int(p.typ) < len(sumTypes) {
-		return PkgRef{Sum: metadata.Checksum{Type: sumTypes[p.typ], Value: hex.EncodeToString([]byte(p.digest))}, Size: p.size}
-	}
-	typ, val, _ := strings.Cut(p.digest, ":")
-	return PkgRef{Sum: metadata.Checksum{Type: typ, Value: val}, Size: p.size}
 }
 
 // Sink takes the packages of a generation's primary.xml from the pass
@@ -168,7 +132,7 @@ func (r *Repo) buildIndex(ctx context.Context, root string, g *Generation) error
 // When the index is already built, sink gets nothing and Done(errIndexBuilt).
 func (r *Repo) buildIndexWith(ctx context.Context, root string, g *Generation, sink Sink) error {
 	ran := false
-	err := g.idx.set(func() (map[string]packedRef, error) {
+	err := g.idx.set(func() (*pkgTable, error) {
 		ran = true
 		// Not the caller's context: one client hanging up must not leave
 		// the index failed for everyone.
@@ -226,8 +190,8 @@ func (s *funcSink) Done(err error) {
 
 // readIndex scans the generation's primary.xml into a package index,
 // passing every package to sink too.
-func (r *Repo) readIndex(ctx context.Context, root string, g *Generation, sink Sink) (map[string]packedRef, error) {
-	pkgs := map[string]packedRef{}
+func (r *Repo) readIndex(ctx context.Context, root string, g *Generation, sink Sink) (*pkgTable, error) {
+	var pkgs tableBuilder
 	var sinkErr error
 	var fields metadata.ScanFields
 	if sink != nil {
@@ -235,7 +199,7 @@ func (r *Repo) readIndex(ctx context.Context, root string, g *Generation, sink S
 	}
 	err := r.scanResolved(ctx, root, g, fields, func(rel string, inside bool, p *metadata.PackageDeps) error {
 		if inside {
-			pkgs[rel] = pack(PkgRef{Sum: p.Checksum, Size: p.Size})
+			pkgs.add(rel, PkgRef{Sum: p.Checksum, Size: p.Size})
 		}
 		if sink != nil && sinkErr == nil {
 			sinkErr = sink.Package(rel, inside, p)
@@ -252,7 +216,7 @@ func (r *Repo) readIndex(ctx context.Context, root string, g *Generation, sink S
 	if err != nil {
 		return nil, err
 	}
-	return pkgs, nil
+	return pkgs.table()
 }
 
 // scanResolved scans the generation's primary.xml (with the dependency
