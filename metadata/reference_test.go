@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/dnfproxy/dnfproxy/internal/testenv"
 )
 
 // TestReferenceBuilds: a package is compared with the builds of its own
@@ -69,9 +71,9 @@ func TestReferenceMemory(t *testing.T) {
 			pkgs[i].Provides = []Provide{{Name: fmt.Sprintf("libp%d.so.1()(64bit)", i)}}
 		}
 	}
-	before := heapAfterGC()
+	before := testenv.HeapAfterGC()
 	ref := NewReference(pkgs)
-	held := int(heapAfterGC() - before)
+	held := int(testenv.HeapAfterGC() - before)
 	runtime.KeepAlive(pkgs)
 	t.Logf("Reference of %d packages adds %d bytes (%d a package)", n, held, held/n)
 	if held > 110*n {
@@ -80,12 +82,4 @@ func TestReferenceMemory(t *testing.T) {
 	if got := classes(Compare(pkgs[n/2], ref)); got != "" {
 		t.Errorf("a package of the reference compared with it: %q", got)
 	}
-}
-
-func heapAfterGC() uint64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dnfproxy/dnfproxy/internal/testenv"
 	"github.com/dnfproxy/dnfproxy/metadata"
 )
 
@@ -147,7 +148,7 @@ func TestPkgTableMemory(t *testing.T) {
 	for _, r := range rels {
 		pathBytes += len(r)
 	}
-	before := heapAfterGC()
+	before := testenv.HeapAfterGC()
 	var b tableBuilder
 	for i := range n {
 		b.add(rels[i], PkgRef{Sum: metadata.Checksum{Type: "sha256", Value: sums[i]}, Size: int64(1000 + i)})
@@ -157,7 +158,7 @@ func TestPkgTableMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	b = tableBuilder{}
-	held := int(heapAfterGC() - before)
+	held := int(testenv.HeapAfterGC() - before)
 	runtime.KeepAlive(tab)
 	t.Logf("index of %d packages: %d bytes on the heap (%d per package, %d of them the path)", n, held, held/n, pathBytes/n)
 	if held > 120*n {
@@ -166,12 +167,4 @@ func TestPkgTableMemory(t *testing.T) {
 	if ref, ok := tab.lookup(rels[n/2]); !ok || ref.Sum.Value != sums[n/2] {
 		t.Errorf("lookup after the measurement: %+v, %v", ref, ok)
 	}
-}
-
-func heapAfterGC() uint64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
