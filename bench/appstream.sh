@@ -150,37 +150,12 @@ DIRECT=http://127.0.0.1:$NGINX_PORT
 PROXY=http://127.0.0.1:$PROXY_PORT
 ADMIN=http://127.0.0.1:$ADMIN_PORT
 TOKEN=bench-$RANDOM$RANDOM
-mkdir -p "$T/nginx"
-NGINX_USER=""
-[[ $(id -u) == 0 ]] && NGINX_USER="user root;"
-cat >"$T/nginx/nginx.conf" <<EOF
-$NGINX_USER
-worker_processes 2;
-daemon off;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_timeout 120s;
-	client_body_temp_path $T/nginx/client_body;
-	proxy_temp_path $T/nginx/proxy;
-	fastcgi_temp_path $T/nginx/fastcgi;
-	uwsgi_temp_path $T/nginx/uwsgi;
-	scgi_temp_path $T/nginx/scgi;
+nginx_start "$T/nginx" "
 	types { text/xml xml; application/gzip gz; application/x-xz xz; }
-	default_type application/octet-stream;
 	server {
 		listen 127.0.0.1:$NGINX_PORT;
 		root $WWW;
-	}
-}
-EOF
-"$NGINX" -p "$T/nginx/" -e "$T/nginx/error.log" -c "$T/nginx/nginx.conf" -t -q || die "nginx rejects $T/nginx/nginx.conf"
-"$NGINX" -p "$T/nginx/" -e "$T/nginx/error.log" -c "$T/nginx/nginx.conf" &
-PIDS+=("$!")
+	}"
 "$BU" wait "$DIRECT/" 15 || die "nginx did not start: $(tail -5 "$T/nginx/error.log")"
 
 # --- proxy -----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 # Shell helpers shared by bench/run.sh and bench/appstream.sh (sourced).
-# median and ratio call "$BU" (bench/benchutil), log is the caller's, and
-# PIDS is the caller's list of processes to stop on exit.
+# median and ratio call "$BU" (bench/benchutil), log and die are the
+# caller's, NGINX is the nginx binary, and PIDS is the caller's list of
+# processes to stop on exit.
 
 median() { "$BU" median "$@"; }
 ratio() { "$BU" ratio "$1" "$2"; }
@@ -49,4 +50,36 @@ dnf_time() { # dnf_time DIR → seconds of one `dnf makecache` with a fresh cach
 		}
 	t1=$(date +%s.%N)
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
+}
+nginx_start() { # nginx_start DIR HTTP: nginx in the background on DIR/nginx.conf, whose http block ends with HTTP (types, servers); sets NGINX_PID
+	local dir=$1 user=""
+	[[ $(id -u) == 0 ]] && user="user root;" # workers may read root's temporary files
+	mkdir -p "$dir"
+	cat >"$dir/nginx.conf" <<EOF
+$user
+worker_processes 2;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_requests 1000000;
+	keepalive_timeout 120s;
+	client_body_temp_path $dir/client_body;
+	proxy_temp_path $dir/proxy;
+	fastcgi_temp_path $dir/fastcgi;
+	uwsgi_temp_path $dir/uwsgi;
+	scgi_temp_path $dir/scgi;
+	default_type application/octet-stream;
+$2
+}
+EOF
+	"$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" -t -q ||
+		die "nginx rejects the generated config ($dir/nginx.conf)"
+	"$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" &
+	NGINX_PID=$!
+	PIDS+=("$NGINX_PID")
 }

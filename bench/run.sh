@@ -160,33 +160,12 @@ fi
 
 # --- nginx -------------------------------------------------------------------
 
-mkdir -p "$T/nginx"
-NGINX_USER=""
-[[ $(id -u) == 0 ]] && NGINX_USER="user root;"
-cat >"$T/nginx/nginx.conf" <<EOF
-$NGINX_USER
-worker_processes 2;
-daemon off;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_requests 1000000;
-	keepalive_timeout 120s;
-	client_body_temp_path $T/nginx/client_body;
-	proxy_temp_path $T/nginx/proxy;
-	fastcgi_temp_path $T/nginx/fastcgi;
-	uwsgi_temp_path $T/nginx/uwsgi;
-	scgi_temp_path $T/nginx/scgi;
+nginx_start "$T/nginx" "
 	types {
 		text/xml xml;
 		application/x-rpm rpm;
 		application/gzip gz;
 	}
-	default_type application/octet-stream;
 	# nginx as a caching proxy of the server below, for row 3's peer
 	# baseline: it receives, writes its cache file and sends, as the
 	# proxy does (buffers raised from the 4-8 KiB defaults to 1 MiB).
@@ -211,14 +190,7 @@ http {
 			alias $WWW/;
 			limit_rate $WAN_RATE;
 		}
-	}
-}
-EOF
-"$NGINX" -p "$T/nginx/" -e "$T/nginx/error.log" -c "$T/nginx/nginx.conf" -t -q ||
-	die "nginx rejects the generated config ($T/nginx/nginx.conf)"
-"$NGINX" -p "$T/nginx/" -e "$T/nginx/error.log" -c "$T/nginx/nginx.conf" &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
+	}"
 "$BU" wait "$DIRECT/" 15 || die "nginx did not start: $(tail -5 "$T/nginx/error.log")"
 NGINX_PIDS=$(pgrep -P "$NGINX_PID" | paste -sd, -) # the workers
 NGINX_PIDS=${NGINX_PIDS:+$NGINX_PIDS,}$NGINX_PID
