@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -331,7 +329,13 @@ func (s *Server) serveObject(c *gin.Context, obj cache.Object, rel string, polic
 	// The common case, a whole object: straight from the store's chunks.
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
-	if lm := s.dates.lastModified(info.Meta.LastModified, info.Stored); lm != "" {
+	// Fills store upstream's date in its canonical form (objects of older
+	// versions keep upstream's own, also a valid HTTP date).
+	lm := info.Meta.LastModified
+	if lm == "" {
+		lm = httpDate(info.Stored)
+	}
+	if lm != "" {
 		h.Set("Last-Modified", lm)
 	}
 	c.Writer.WriteHeader(http.StatusOK)
@@ -527,42 +531,6 @@ func (s *Server) serveView(c *gin.Context, re *repoEntry, v, rel, kind, root str
 		serveMetadata(c, "repomd.xml.asc", vg.Created, vg.Signature)
 	}
 	return nil
-}
-
-// httpDates remembers the Last-Modified header each upstream date string
-// gives, so that a hit does not parse and format a date; it starts over
-// when it holds maxHTTPDates strings.
-type httpDates struct {
-	m sync.Map // upstream Last-Modified -> its header value ("" when it does not parse)
-	n atomic.Int64
-}
-
-const maxHTTPDates = 4096
-
-// lastModified is the Last-Modified header of an object: its upstream date
-// in the canonical form, or stored when upstream gave none that parses.
-func (d *httpDates) lastModified(upstream string, stored time.Time) string {
-	if upstream != "" {
-		if v, ok := d.m.Load(upstream); ok {
-			if v := v.(string); v != "" {
-				return v
-			}
-			return httpDate(stored)
-		}
-		v := ""
-		if t, err := http.ParseTime(upstream); err == nil {
-			v = httpDate(t)
-		}
-		if d.n.Add(1) > maxHTTPDates {
-			d.m.Clear()
-			d.n.Store(1)
-		}
-		d.m.Store(upstream, v)
-		if v != "" {
-			return v
-		}
-	}
-	return httpDate(stored)
 }
 
 func httpDate(t time.Time) string {

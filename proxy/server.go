@@ -68,7 +68,6 @@ type Server struct {
 	evict   *evict.Evictor
 	metrics *metrics
 	admin   *adminState
-	dates   httpDates     // Last-Modified headers of cache hits
 	signer  chan struct{} // closed when the signing key warm-up ended
 }
 

@@ -574,7 +574,7 @@ func (fl *Filler) do(f *Fill) error {
 	meta := cache.Meta{
 		ContentType:  keys.ContentType(req.Rel),
 		ETag:         resp.Header.Get("ETag"),
-		LastModified: resp.Header.Get("Last-Modified"),
+		LastModified: canonicalDate(resp.Header.Get("Last-Modified")),
 		Checksum:     req.Exp.Sum.String(),
 		Fetched:      time.Now(),
 	}
@@ -636,6 +636,17 @@ func (fl *Filler) do(f *Fill) error {
 		fl.hooks.Committed(req.Repo, time.Since(f.start), n64)
 	}
 	return nil
+}
+
+// canonicalDate is an upstream date header in the one form clients are
+// sent (RFC 1123 in GMT), or "" when it does not parse: stored that way
+// once, a hit copies it instead of parsing it.
+func canonicalDate(v string) string {
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return ""
+	}
+	return t.UTC().Format(http.TimeFormat)
 }
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}

@@ -25,6 +25,7 @@ func TestSpoolReservedBeforeTheBodyArrives(t *testing.T) {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(size))
+		w.Header().Set("Last-Modified", "Sun Nov  6 08:49:37 1994") // asctime form
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
 		<-release
@@ -83,6 +84,9 @@ func TestSpoolReservedBeforeTheBodyArrives(t *testing.T) {
 		t.Fatalf("stored object: %v", err)
 	}
 	defer r.Close()
+	if lm := r.Info().Meta.LastModified; lm != "Sun, 06 Nov 1994 08:49:37 GMT" {
+		t.Errorf("stored Last-Modified %q, want upstream's date in the form clients get", lm)
+	}
 	got := make([]byte, size+1)
 	n, _ := r.ReadAt(got, 0)
 	if n != size || !bytes.Equal(got[:n], body) {
