@@ -185,6 +185,12 @@ func (v *Views) debugOn(e Entry) bool {
 	return v.deepOn(e) && len(e.Compat.ABIPkgDiff.Debuginfo) > 0
 }
 
+// givesDebuginfo says whether a repo gives abipkgdiff the debuginfo repo
+// name's packages.
+func (v *Views) givesDebuginfo(e Entry, name string) bool {
+	return v.debugOn(e) && slices.Contains(e.Compat.ABIPkgDiff.Debuginfo, name)
+}
+
 // debugGens returns the generations of a repo's debuginfo repos at a root
 // ("-" for one holding none yet) and starts fetching those that hold none.
 // It never waits for upstream: past its TTL a generation is revalidated in
@@ -239,7 +245,7 @@ func (v *Views) debugFetchLater(name, root string) {
 			return
 		}
 		for _, s := range v.slotList() {
-			if s.root == root && slices.Contains(v.opt.Repos[s.repo].Compat.ABIPkgDiff.Debuginfo, name) && v.debugOn(v.opt.Repos[s.repo]) {
+			if s.root == root && v.givesDebuginfo(v.opt.Repos[s.repo], name) {
 				v.elfRefresh(s)
 			}
 		}

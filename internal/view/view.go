@@ -365,7 +365,7 @@ func (v *Views) Switched(name, root string) {
 		switch {
 		case s.repo == name || user.Compat.Reference == name:
 			v.kick(s)
-		case v.debugOn(user) && slices.Contains(user.Compat.ABIPkgDiff.Debuginfo, name):
+		case v.givesDebuginfo(user, name):
 			// A new generation of a debuginfo repo is a new analysis of
 			// the repos that give it to abipkgdiff.
 			v.elfRefresh(s)
