@@ -15,7 +15,10 @@
 #      the same miss through nginx's own caching proxy (3f, proxy_cache on a
 #      key it has not seen) and through a Go relay that stores nothing (3g,
 #      the floor of two loopback transfers), and the proxy against nginx's
-#      caching proxy (3h)
+#      caching proxy (3h); and two floors built for the comparison: a
+#      splice(2) relay that stores nothing (3i, the least any relay does) and
+#      a splice(2)-into-a-spool, sendfile(2)-out relay (3j, the least a proxy
+#      that keeps the bytes does), with the proxy against the latter (3k)
 #   4  `dnf makecache` through a warm proxy vs nginx (the testdata repo, and
 #      a synthetic repo of BENCH_SYNTH_PKGS packages)
 #
@@ -126,12 +129,14 @@ mkdir -p "$T/bin"
 LOADGEN=$T/bin/loadgen
 BU=$T/bin/benchutil
 
-mapfile -t P < <("$BU" ports 6)
+mapfile -t P < <("$BU" ports 8)
 NGINX_PORT=${P[0]} PROXY_PORT=${P[1]} ADMIN_PORT=${P[2]} GOFS_PORT=${P[3]}
-NGINX_CACHE_PORT=${P[4]} RELAY_PORT=${P[5]}
+NGINX_CACHE_PORT=${P[4]} RELAY_PORT=${P[5]} SPLICE_PORT=${P[6]} SPOOL_PORT=${P[7]}
 DIRECT=http://127.0.0.1:$NGINX_PORT
 NGINX_CACHE=http://127.0.0.1:$NGINX_CACHE_PORT
 RELAY=http://127.0.0.1:$RELAY_PORT
+SPLICE=http://127.0.0.1:$SPLICE_PORT
+SPOOLFLOOR=http://127.0.0.1:$SPOOL_PORT
 PROXY=http://127.0.0.1:$PROXY_PORT/bench
 
 # --- content -------------------------------------------------------------------
@@ -207,6 +212,17 @@ PIDS+=("$GOFS_PID")
 RELAY_PID=$!
 PIDS+=("$RELAY_PID")
 "$BU" wait "$RELAY/" 15 || die "the Go relay did not start"
+
+# The floors of any relay and of any proxy that keeps the bytes (rows 3i,
+# 3j): splice(2) socket to socket, and splice(2) into a spool file with
+# sendfile(2) out of it.
+"$BU" splicerelay "127.0.0.1:$SPLICE_PORT" "$DIRECT" &
+PIDS+=("$!")
+mkdir -p "$T/spoolfloor"
+"$BU" spoolrelay "127.0.0.1:$SPOOL_PORT" "$DIRECT" "$T/spoolfloor" &
+PIDS+=("$!")
+"$BU" wait "$SPLICE/" 15 || die "the splice relay did not start"
+"$BU" wait "$SPOOLFLOOR/" 15 || die "the spool floor did not start"
 
 # --- proxy ---------------------------------------------------------------------
 
@@ -436,7 +452,7 @@ stop_proxy
 if on 3; then
 	log "3: cold miss, ${BIG_MIB} MiB file, fresh store each time"
 	round_reset
-	rss=() anon=() cpu3p=() cpu3d=() t3c=() t3r=() t3d=() t3p=()
+	rss=() anon=() cpu3p=() cpu3d=() t3c=() t3r=() t3d=() t3p=() t3z=() t3s=()
 	for ((i = 0; i < REPS; i++)); do
 		start_proxy
 		j=$(lg 3-proxy -url "$PROXY/images/big.img=$BIG_SIZE" -n 1 -sample-pid "$PROXY_PID" -sample-every 50ms -cpu-pids "$PROXY_PID")
@@ -448,6 +464,9 @@ if on 3; then
 		# seen (a fresh query string each round) and the storeless Go relay.
 		jc=$(lg 3-nginx-cache -url "$NGINX_CACHE/images/big.img?cold=$PROXY_RUN=$BIG_SIZE" -n 1)
 		jr=$(lg 3-relay -url "$RELAY/images/big.img=$BIG_SIZE" -n 1)
+		jz=$(lg 3-splice -url "$SPLICE/images/big.img=$BIG_SIZE" -n 1)
+		js=$(lg 3-spool -url "$SPOOLFLOOR/images/big.img=$BIG_SIZE" -n 1)
+		t3z+=("$(field seconds "$jz")") t3s+=("$(field seconds "$js")")
 		t3c+=("$(field seconds "$jc")") t3r+=("$(field seconds "$jr")") t3d+=("$(field seconds "$jd")")
 		t3p+=("$(field seconds "$j")")
 		if ((i == 0)); then
@@ -487,7 +506,22 @@ if on 3; then
 	PLABEL="" DLABEL="nginx proxy_cache"
 	row_rounds 3h "proxy against nginx's caching proxy, same rounds" "s" "<=" 1.0 \
 		"the cold miss of row 3a over nginx proxy_cache's in each round (direct = nginx proxy_cache)"
-	DLABEL=""
+	PV=("${t3z[@]}") DV=("${t3d[@]}") RV=()
+	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3z[i]}" "${t3d[i]}")"); done
+	PLABEL="splice relay" DLABEL=""
+	row_rounds 3i "same file through a splice(2) relay that stores nothing (floor of any relay)" "s" report "" \
+		"benchutil splicerelay: upstream socket to client socket through a pipe, no byte in user space; same rounds"
+	PV=("${t3s[@]}") RV=()
+	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3s[i]}" "${t3d[i]}")"); done
+	PLABEL="spool floor"
+	row_rounds 3j "same file spliced into a spool file and sent from it (floor of a proxy that keeps the bytes)" "s" report "" \
+		"benchutil spoolrelay: splice(2) into an unlinked, preallocated spool, sendfile(2) out as it grows; no verification, no store; same rounds"
+	PV=("${t3p[@]}") DV=("${t3s[@]}") RV=()
+	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3p[i]}" "${t3s[i]}")"); done
+	PLABEL="" DLABEL="spool floor"
+	row_rounds 3k "proxy against the spool floor, same rounds" "s" report "" \
+		"the cold miss of row 3a over row 3j's in each round (direct = the spool floor)"
+	PLABEL="" DLABEL=""
 	peak_rss=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
 	peak_anon=$(printf '%s\n' "${anon[@]}" | sort -n | tail -1)
 	rss_mib=$(awk -v k="$peak_rss" 'BEGIN { printf "%.1f", k / 1024 }')

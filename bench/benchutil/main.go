@@ -14,6 +14,13 @@
 //	benchutil relay ADDR UPSTREAM   pass every GET on to UPSTREAM and stream
 //	                                the answer back, storing nothing (the
 //	                                floor of any Go proxy on a cold miss)
+//	benchutil splicerelay ADDR UPSTREAM
+//	                                the same with splice(2), the bytes never
+//	                                in user space (the floor of any relay)
+//	benchutil spoolrelay ADDR UPSTREAM DIR
+//	                                splice(2) into a spool file in DIR and
+//	                                sendfile(2) out as it grows (the floor of
+//	                                a proxy that keeps the bytes)
 //
 // A row of ROWS is: id, title, unit, proxy, direct, ratio, target, verdict,
 // note (tab-separated; empty fields allowed). Lines starting with "#" set
@@ -60,6 +67,10 @@ func main() {
 		err = static(args)
 	case "relay":
 		err = relay(args)
+	case "splicerelay":
+		err = splicerelay(args)
+	case "spoolrelay":
+		err = spoolrelay(args)
 	default:
 		usage()
 	}
@@ -70,7 +81,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchutil ports N | wait URL SECONDS | median X... | ratio A B | field NAME | report ROWS MD JSON | static ADDR DIR | relay ADDR UPSTREAM")
+	fmt.Fprintln(os.Stderr, "usage: benchutil ports N | wait URL SECONDS | median X... | ratio A B | field NAME | report ROWS MD JSON | static ADDR DIR | relay ADDR UPSTREAM | splicerelay ADDR UPSTREAM | spoolrelay ADDR UPSTREAM DIR")
 	os.Exit(2)
 }
 
