@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dnfproxy/dnfproxy/cache"
@@ -80,6 +81,8 @@ type Filler struct {
 	mu    sync.Mutex
 	fills map[string]*Fill
 	bg    bg.Group
+
+	spliced atomic.Int64 // bytes upstream bodies moved into spools by splice(2)
 }
 
 // New returns a Filler whose transfers run on ctx (not on clients').
@@ -649,6 +652,12 @@ func canonicalDate(v string) string {
 	return t.UTC().Format(http.TimeFormat)
 }
 
+// splicer is an upstream body that can move its bytes into a file itself
+// (upstream's guarded body, with splice(2)).
+type splicer interface {
+	SpliceTo(file *os.File, off int64, max int) (int, error)
+}
+
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // readUpstream copies upstream's body into the spool, hashing it, and
@@ -665,12 +674,41 @@ func (fl *Filler) readUpstream(ctx context.Context, f *Fill, resp **upstream.Res
 	if limit > 0 {
 		body = io.LimitReader(body, limit+1-n64)
 	}
-	resumes := 0
+	// A body no checksum covers goes from upstream's socket into the
+	// spool without passing through user space, where the upstream
+	// client can do it (after a first Read has emptied its buffer).
+	var sp splicer
+	if h == nil {
+		sp, _ = (*resp).Body.(splicer)
+	}
+	resumes, reads := 0, 0
 	for {
-		n, rerr := body.Read(buf)
+		var n int
+		var rerr error
+		spliced := false
+		if sp != nil {
+			n, rerr = sp.SpliceTo(spool, n64, len(buf))
+			spliced = true
+			var we *upstream.WriteError
+			switch {
+			case errors.Is(rerr, upstream.ErrNoSplice):
+				if reads > 0 {
+					sp = nil // not this body: TLS, HTTP/2, no length
+				}
+				n, rerr, spliced = 0, nil, false
+			case errors.As(rerr, &we):
+				return fmt.Errorf("spool: %w", we.Err)
+			}
+		}
+		if !spliced {
+			n, rerr = body.Read(buf)
+			reads++
+		}
 		if n > 0 {
 			chunk := buf[:n]
-			if _, err := spool.WriteAt(chunk, n64); err != nil {
+			if spliced {
+				fl.spliced.Add(int64(n))
+			} else if _, err := spool.WriteAt(chunk, n64); err != nil {
 				return fmt.Errorf("spool: %w", err)
 			}
 			if h != nil {
@@ -702,7 +740,7 @@ func (fl *Filler) readUpstream(ctx context.Context, f *Fill, resp **upstream.Res
 			(*resp).Body.Close()
 			*resp = next
 			body = io.LimitReader(next.Body, limit+1-n64)
-			resumes++
+			resumes, reads = resumes+1, 0
 		}
 	}
 	f.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 )
@@ -48,6 +49,9 @@ type guardedBody struct {
 	total   int64
 	buckets [rateBuckets + 1]int64 // bytes per slice of waiting time, a ring
 	slice   int64                  // index of the slice waited holds now
+
+	splice  spliceState // how the body may bypass user space (SpliceTo)
+	drained bool        // a Read emptied the transport's buffer
 }
 
 func newGuardedBody(ctx, parent context.Context, cancel context.CancelCauseFunc, body io.ReadCloser, timeout time.Duration, minRate int64, target string, onErr func(error)) *guardedBody {
@@ -66,9 +70,23 @@ func (g *guardedBody) Read(p []byte) (int, error) {
 	if g.err != nil {
 		return 0, g.err
 	}
+	n, err := g.step(func() (int, error) { return g.body.Read(p) })
+	if len(p) >= transportReadBuffer {
+		// The transport's buffer gave all it held, or was empty and
+		// this read went to the connection: what is left of the body
+		// is in the socket.
+		g.drained = true
+	}
+	return n, err
+}
+
+// step runs one wait on upstream under the stall timer and the rate
+// window, and turns its failure into the package's sentinels. g.mu is
+// held.
+func (g *guardedBody) step(wait func() (int, error)) (int, error) {
 	start := time.Now()
 	g.timer.Reset(g.timeout)
-	n, err := g.body.Read(p)
+	n, err := wait()
 	g.timer.Stop()
 	g.account(time.Since(start), n)
 	switch {
@@ -142,7 +160,53 @@ func (g *guardedBody) tooSlow() bool {
 	return g.windowBytes() < need
 }
 
+// ErrNoSplice: SpliceTo cannot move this body (TLS, HTTP/2, no length, not
+// Linux, or no Read has emptied the transport's buffer yet): Read it.
+var ErrNoSplice = errors.New("body cannot be spliced")
+
+// WriteError is SpliceTo failing on its file: the file's fault, not
+// upstream's. The body cannot go on after it.
+type WriteError struct{ Err error }
+
+func (e *WriteError) Error() string { return "writing spliced bytes: " + e.Err.Error() }
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// SpliceTo moves up to max bytes of the body into file at off without
+// copying them through user space (splice(2) from upstream's socket into
+// a pipe, and from the pipe into the file). It works for an HTTP/1.1 body
+// of known length on a plain TCP connection, once a Read of at least
+// transportReadBuffer bytes has emptied the transport's buffer; otherwise
+// it returns ErrNoSplice and the caller reads. It returns io.EOF once the
+// whole body has been delivered (by Read and SpliceTo together), a
+// *WriteError when file fails, and otherwise what Read would: its waits
+// on upstream run under the same stall timer and rate window.
+func (g *guardedBody) SpliceTo(file *os.File, off int64, max int) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err != nil {
+		return 0, g.err
+	}
+	if !g.drained || !g.splice.usable() {
+		return 0, ErrNoSplice
+	}
+	rest := g.splice.length - g.total
+	if rest <= 0 {
+		return 0, io.EOF
+	}
+	n, err := g.step(func() (int, error) { return g.splice.fromSocket(int(min(rest, int64(max)))) })
+	if n > 0 {
+		// Bytes in the pipe go to the file even when the step failed
+		// (too slow): Read hands over what it got with its error too.
+		if werr := g.splice.toFile(file, off, n); werr != nil {
+			g.err = &WriteError{Err: werr}
+			return 0, g.err
+		}
+	}
+	return n, err
+}
+
 func (g *guardedBody) Close() error {
+	g.splice.close()
 	g.timer.Stop()
 	err := g.body.Close()
 	g.cancel(errClosed)

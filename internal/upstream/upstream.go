@@ -35,6 +35,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strings"
@@ -59,6 +60,10 @@ const (
 	// defaultCoolDown is how long a base that failed is tried after the
 	// healthy ones.
 	defaultCoolDown = 5 * time.Minute
+	// transportReadBuffer is the transport's buffer under each
+	// connection (net/http's default, set so that it is known): a body
+	// Read at least this large leaves it empty (see SpliceTo).
+	transportReadBuffer = 4 << 10
 )
 
 // Options are one repo's settings for talking to its upstream.
@@ -188,6 +193,7 @@ func New(opt Options) (*Client, error) {
 		ExpectContinueTimeout: time.Second,
 		MaxConnsPerHost:       opt.MaxConnsPerHost,
 		MaxIdleConnsPerHost:   opt.MaxConnsPerHost,
+		ReadBufferSize:        transportReadBuffer,
 		IdleConnTimeout:       90 * time.Second,
 		// The proxy stores upstream bytes exactly: no transparent gunzip.
 		DisableCompression: true,
@@ -373,7 +379,13 @@ func (c *Client) try(ctx context.Context, cd candidate, hdr http.Header) (*Respo
 		return nil, err
 	}
 	rctx, cancel := context.WithCancelCause(ctx)
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, cd.target, nil)
+	// The connection the answer comes on (the last one, after redirects),
+	// for SpliceTo.
+	var conn net.Conn
+	tctx := httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { conn = info.Conn },
+	})
+	req, err := http.NewRequestWithContext(tctx, http.MethodGet, cd.target, nil)
 	if err != nil {
 		cancel(nil)
 		return nil, fmt.Errorf("%w: %s: %v", ErrBadRequest, red, err)
@@ -397,8 +409,10 @@ func (c *Client) try(ctx context.Context, cd candidate, hdr http.Header) (*Respo
 	switch {
 	case st >= 200 && st < 300, st == http.StatusNotModified, st == http.StatusRequestedRangeNotSatisfiable:
 		c.health.ok(cd.base)
-		resp.Body = newGuardedBody(rctx, ctx, cancel, resp.Body, c.opt.Timeout, c.opt.MinRate, red,
+		g := newGuardedBody(rctx, ctx, cancel, resp.Body, c.opt.Timeout, c.opt.MinRate, red,
 			func(err error) { c.failed(cd.base, err) })
+		g.splice.set(conn, resp)
+		resp.Body = g
 		return &Response{Response: resp, Base: cd.base}, nil
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))

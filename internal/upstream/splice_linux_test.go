@@ -1,0 +1,344 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// splicerBody is what fill sees of a guarded body.
+type splicerBody interface {
+	io.ReadCloser
+	SpliceTo(file *os.File, off int64, max int) (int, error)
+}
+
+// spliceAll reads the body as fill does: one Read (which empties the
+// transport's buffer), then SpliceTo into file until the end or an error.
+// It returns how many bytes went each way.
+func spliceAll(t *testing.T, body io.ReadCloser, file *os.File) (read, spliced int64, err error) {
+	t.Helper()
+	sp, ok := body.(splicerBody)
+	if !ok {
+		t.Fatalf("the body (%T) has no SpliceTo", body)
+	}
+	buf := make([]byte, 1<<20)
+	n, err := sp.Read(buf)
+	if _, werr := file.WriteAt(buf[:n], 0); werr != nil {
+		t.Fatal(werr)
+	}
+	read = int64(n)
+	if err != nil {
+		return read, 0, err
+	}
+	for {
+		n, err := sp.SpliceTo(file, read+spliced, 1<<20)
+		spliced += int64(n)
+		if err != nil {
+			return read, spliced, err
+		}
+	}
+}
+
+// rawResponse answers with hand-written bytes through a hijacked
+// connection: the status line, headers and the first body bytes in one
+// write (so that the client's transport buffers some of the body with
+// the headers), then the rest in steps, then end(conn).
+func rawResponse(head string, body []byte, first int, end func(net.Conn)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		conn, bw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		bw.WriteString(head)
+		bw.Write(body[:first])
+		bw.Flush()
+		time.Sleep(20 * time.Millisecond)
+		for off := first; off < len(body); off += 256 << 10 {
+			if _, err := conn.Write(body[off:min(len(body), off+256<<10)]); err != nil {
+				return
+			}
+		}
+		if end != nil {
+			end(conn)
+		}
+	}
+}
+
+func spoolFile(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "spool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func fileBytes(t *testing.T, f *os.File, n int64) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, 0); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A plain HTTP/1.1 body of known length is moved into the file by
+// SpliceTo, byte for byte, after the Read that empties the transport's
+// buffer, including when that buffer held body bytes read with the
+// headers.
+func TestSpliceMovesTheBodyIntoTheFile(t *testing.T) {
+	data := pseudoRandom(12<<20+333, 11)
+	for _, tc := range []struct {
+		name string
+		h    http.HandlerFunc
+	}{
+		{"net/http server", files(map[string][]byte{"/r/big.img": data})},
+		{"body bytes with the headers", rawResponse("HTTP/1.1 200 OK\r\nContent-Length: "+itoa(len(data))+"\r\n\r\n", data, 3000, nil)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(t, tc.h)
+			c := newClient(t, Options{Bases: []string{srv.base("/r/")}, Timeout: 5 * time.Second})
+			resp, err := c.Get(context.Background(), "big.img", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			f := spoolFile(t)
+			read, spliced, err := spliceAll(t, resp.Body, f)
+			if err != io.EOF {
+				t.Fatalf("splicing: %v (%s) after %d read and %d spliced bytes", err, sentinel(err), read, spliced)
+			}
+			if read+spliced != int64(len(data)) {
+				t.Fatalf("%d bytes read and %d spliced, the body has %d", read, spliced, len(data))
+			}
+			if spliced < int64(len(data))-1<<20 {
+				t.Errorf("only %d of %d bytes were spliced", spliced, len(data))
+			}
+			if !bytes.Equal(fileBytes(t, f, int64(len(data))), data) {
+				t.Fatal("the file differs from the body")
+			}
+			// The body is at its end for Read too.
+			if n, err := resp.Body.(splicerBody).SpliceTo(f, int64(len(data)), 1<<20); n != 0 || err != io.EOF {
+				t.Errorf("SpliceTo past the end: %d, %v", n, err)
+			}
+		})
+	}
+}
+
+// Before a Read has emptied the transport's buffer, and for bodies whose
+// bytes on the connection are not the body's (chunked, TLS), SpliceTo
+// refuses with ErrNoSplice, and Read still gets the whole body.
+func TestSpliceRefusedWhereTheConnectionIsNotTheBody(t *testing.T) {
+	data := pseudoRandom(2<<20, 12)
+	chunked := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write(data[:1000]) // no length: net/http chunks the body
+		w.(http.Flusher).Flush()
+		w.Write(data[1000:])
+	})
+	ca := newTestCA(t)
+	cert, _, _ := ca.issue(t, "server", true)
+	tlsSrv := tlsServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, data)
+	plain := newServer(t, files(map[string][]byte{"/r/f": data}))
+
+	for _, tc := range []struct {
+		name     string
+		opt      Options
+		rel      string
+		readBuf  int // the Read before SpliceTo; 0: none
+		wantPass bool
+	}{
+		{"no Read yet", Options{Bases: []string{plain.base("/r/")}}, "f", 0, false},
+		{"a Read smaller than the transport's buffer", Options{Bases: []string{plain.base("/r/")}}, "f", 100, false},
+		{"chunked", Options{Bases: []string{chunked.base("/r/")}}, "f", 1 << 20, false},
+		{"TLS", Options{Bases: []string{tlsSrv.URL + "/r/"}, CAFile: ca.pemFile}, "f", 1 << 20, false},
+		{"control: plain, after a full Read", Options{Bases: []string{plain.base("/r/")}}, "f", 1 << 20, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opt.Timeout = 5 * time.Second
+			c := newClient(t, tc.opt)
+			resp, err := c.Get(context.Background(), tc.rel, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var got []byte
+			if tc.readBuf > 0 {
+				buf := make([]byte, tc.readBuf)
+				n, err := resp.Body.Read(buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, buf[:n]...)
+			}
+			f := spoolFile(t)
+			n, err := resp.Body.(splicerBody).SpliceTo(f, int64(len(got)), 1<<20)
+			if tc.wantPass {
+				if err != nil || n <= 0 {
+					t.Fatalf("SpliceTo on a plain body after a full Read: %d, %v", n, err)
+				}
+				return
+			}
+			if n != 0 || !errors.Is(err, ErrNoSplice) {
+				t.Fatalf("SpliceTo: %d, %v; want ErrNoSplice", n, err)
+			}
+			rest, err := readWithin(t, resp.Body, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got = append(got, rest...); !bytes.Equal(got, data) {
+				t.Fatalf("Read after a refused SpliceTo got %d bytes, want the %d of the body", len(got), len(data))
+			}
+		})
+	}
+}
+
+// The guards hold while splicing: a body that stalls is ErrTimeout about
+// Timeout after its last byte, one cut short or reset is ErrUnavailable,
+// and in each case the file holds exactly the bytes that came.
+func TestSpliceGuardsStallsAndBreaks(t *testing.T) {
+	const size = 8 << 20
+	data := pseudoRandom(size, 13)
+	sent := 5<<20 + 77
+	head := "HTTP/1.1 200 OK\r\nContent-Length: " + itoa(size) + "\r\n\r\n"
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	for _, tc := range []struct {
+		name string
+		end  func(net.Conn)
+		want error
+	}{
+		{"stall", func(net.Conn) { <-release }, ErrTimeout},
+		{"truncated", nil, ErrUnavailable},
+		{"reset", func(c net.Conn) { time.Sleep(100 * time.Millisecond); c.(*net.TCPConn).SetLinger(0) }, ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(t, rawResponse(head, data[:sent], 2000, tc.end))
+			fails := &failures{}
+			c := newClient(t, Options{Bases: []string{srv.base("/")}, OnFail: fails.hook})
+			resp, err := c.Get(context.Background(), "images/big.img", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			f := spoolFile(t)
+			type result struct {
+				read, spliced int64
+				err           error
+			}
+			done := make(chan result, 1)
+			start := time.Now()
+			go func() {
+				r, s, err := spliceAll(t, resp.Body, f)
+				done <- result{r, s, err}
+			}()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("SpliceTo still blocks after 10 s")
+			}
+			if !errors.Is(r.err, tc.want) {
+				t.Fatalf("got %v (%s), want %v", r.err, sentinel(r.err), tc.want)
+			}
+			if r.spliced == 0 {
+				t.Error("nothing was spliced before the break")
+			}
+			if got := r.read + r.spliced; got != int64(sent) || !bytes.Equal(fileBytes(t, f, got), data[:sent]) {
+				t.Errorf("the file holds %d bytes, want the %d sent, equal to them", got, sent)
+			}
+			if tc.want == ErrTimeout {
+				if el := time.Since(start); el < testTimeout || el > 5*time.Second {
+					t.Errorf("the stall was noticed after %s, Timeout is %s", el, testTimeout)
+				}
+			}
+			if len(fails.of(resp.Base)) != 1 {
+				t.Errorf("OnFail heard %d failures of the base, want 1", len(fails.of(resp.Base)))
+			}
+		})
+	}
+}
+
+// A file that cannot be written is the file's failure: SpliceTo returns a
+// *WriteError, upstream is not blamed, and the body stays failed.
+func TestSpliceWriteErrorIsNotUpstreams(t *testing.T) {
+	data := pseudoRandom(4<<20, 14)
+	srv := newServer(t, files(map[string][]byte{"/r/f": data}))
+	fails := &failures{}
+	c := newClient(t, Options{Bases: []string{srv.base("/r/")}, OnFail: fails.hook, Timeout: 5 * time.Second})
+	resp, err := c.Get(context.Background(), "f", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := resp.Body.Read(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ro")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := os.Open(path) // read-only: splice into it fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	sp := resp.Body.(splicerBody)
+	_, err = sp.SpliceTo(ro, 1<<20, 1<<20)
+	var we *WriteError
+	if !errors.As(err, &we) {
+		t.Fatalf("splicing into a read-only file: %v, want a *WriteError", err)
+	}
+	if n, err2 := sp.SpliceTo(spoolFile(t), 1<<20, 1<<20); n != 0 || !errors.As(err2, &we) {
+		t.Errorf("after a write error SpliceTo gave %d, %v; want the same *WriteError", n, err2)
+	}
+	if got := fails.of(resp.Base); len(got) != 0 {
+		t.Errorf("OnFail blamed upstream for the file: %v", got)
+	}
+}
+
+// Closing the body from another goroutine while SpliceTo waits on a
+// stalled upstream ends the wait (the caller gave up: not upstream's
+// failure).
+func TestSpliceEndsWhenTheCallerCancels(t *testing.T) {
+	data := pseudoRandom(4<<20, 15)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	srv := newServer(t, rawResponse("HTTP/1.1 200 OK\r\nContent-Length: "+itoa(len(data))+"\r\n\r\n", data[:2<<20], 2000,
+		func(net.Conn) { <-release }))
+	fails := &failures{}
+	c := newClient(t, Options{Bases: []string{srv.base("/")}, OnFail: fails.hook, Timeout: 30 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, err := c.Get(ctx, "f", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := spliceAll(t, resp.Body, spoolFile(t))
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, ErrTimeout) || errors.Is(err, ErrUnavailable) {
+			t.Errorf("after the caller cancelled: %v (%s), want the caller's cause", err, sentinel(err))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("SpliceTo still waits 5 s after the caller cancelled")
+	}
+	if got := fails.of(resp.Base); len(got) != 0 {
+		t.Errorf("OnFail blamed upstream for the caller's cancel: %v", got)
+	}
+}
