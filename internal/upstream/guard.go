@@ -171,12 +171,18 @@ type WriteError struct{ Err error }
 func (e *WriteError) Error() string { return "writing spliced bytes: " + e.Err.Error() }
 func (e *WriteError) Unwrap() error { return e.Err }
 
+// spliceMin is the least a body must have left for SpliceTo to start on
+// it: the transport closes the connection of a body it did not read to
+// its end, which is cheap next to a megabyte but not next to a small file.
+const spliceMin = 1 << 20
+
 // SpliceTo moves up to max bytes of the body into file at off without
 // copying them through user space (splice(2) from upstream's socket into
 // a pipe, and from the pipe into the file). It works for an HTTP/1.1 body
 // of known length on a plain TCP connection, once a Read of at least
-// transportReadBuffer bytes has emptied the transport's buffer; otherwise
-// it returns ErrNoSplice and the caller reads. It returns io.EOF once the
+// transportReadBuffer bytes has emptied the transport's buffer, when at
+// least spliceMin bytes are left; otherwise it returns ErrNoSplice and
+// the caller reads. It returns io.EOF once the
 // whole body has been delivered (by Read and SpliceTo together), a
 // *WriteError when file fails, and otherwise what Read would: its waits
 // on upstream run under the same stall timer and rate window.
@@ -190,8 +196,13 @@ func (g *guardedBody) SpliceTo(file *os.File, off int64, max int) (int, error) {
 		return 0, ErrNoSplice
 	}
 	rest := g.splice.length - g.total
-	if rest <= 0 {
+	switch {
+	case g.splice.moved > 0 && rest <= 0:
 		return 0, io.EOF
+	case g.splice.moved == 0 && rest < spliceMin:
+		// Reading the end lets the transport see it and keep the
+		// connection; a spliced body costs the connection.
+		return 0, ErrNoSplice
 	}
 	n, err := g.step(func() (int, error) { return g.splice.fromSocket(int(min(rest, int64(max)))) })
 	if n > 0 {
@@ -201,6 +212,7 @@ func (g *guardedBody) SpliceTo(file *os.File, off int64, max int) (int, error) {
 			g.err = &WriteError{Err: werr}
 			return 0, g.err
 		}
+		g.splice.moved += int64(n)
 	}
 	return n, err
 }

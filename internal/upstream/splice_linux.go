@@ -21,6 +21,7 @@ const pipeSize = 1 << 20
 type spliceState struct {
 	conn   syscall.RawConn // nil: the body cannot be spliced
 	length int64
+	moved  int64 // bytes spliced so far
 
 	mu     sync.Mutex // the pipe, against Close from another goroutine
 	r, w   *os.File

@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -340,5 +342,59 @@ func TestSpliceEndsWhenTheCallerCancels(t *testing.T) {
 	}
 	if got := fails.of(resp.Base); len(got) != 0 {
 		t.Errorf("OnFail blamed upstream for the caller's cancel: %v", got)
+	}
+}
+
+// A body with less than spliceMin left after the first Read is read to
+// its end, so the transport keeps its connection for the next request; a
+// large one is spliced, at the cost of its connection.
+func TestSmallBodiesAreReadAndKeepTheirConnection(t *testing.T) {
+	small := pseudoRandom(600<<10, 16)
+	large := pseudoRandom(6<<20, 17)
+	var conns atomic.Int64
+	srv := newServerWith(t, files(map[string][]byte{"/r/small": small, "/r/large": large}), func(s *httptest.Server) {
+		s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				conns.Add(1)
+			}
+		}
+	})
+	c := newClient(t, Options{Bases: []string{srv.base("/r/")}, Timeout: 5 * time.Second})
+	get := func(rel string, want []byte) (spliced int64) {
+		t.Helper()
+		resp, err := c.Get(context.Background(), rel, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		f := spoolFile(t)
+		read, spliced, err := spliceAll(t, resp.Body, f)
+		if errors.Is(err, ErrNoSplice) {
+			rest, rerr := readWithin(t, resp.Body, 10*time.Second)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if _, werr := f.WriteAt(rest, read); werr != nil {
+				t.Fatal(werr)
+			}
+			read += int64(len(rest))
+		} else if err != io.EOF {
+			t.Fatalf("%s: %v", rel, err)
+		}
+		if got := read + spliced; got != int64(len(want)) || !bytes.Equal(fileBytes(t, f, got), want) {
+			t.Fatalf("%s: %d bytes, want %d, equal to the body", rel, got, len(want))
+		}
+		return spliced
+	}
+	for range 3 {
+		if s := get("small", small); s != 0 {
+			t.Fatalf("%d bytes of a small body were spliced", s)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("three small bodies took %d connections, want 1 (kept alive)", n)
+	}
+	if s := get("large", large); s < int64(len(large))-spliceMin {
+		t.Errorf("only %d of the large body's %d bytes were spliced", s, len(large))
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // spliceState: bodies are read, never spliced, off Linux.
-type spliceState struct{ length int64 }
+type spliceState struct{ length, moved int64 }
 
 func (s *spliceState) set(net.Conn, *http.Response)      {}
 func (s *spliceState) usable() bool                      { return false }
