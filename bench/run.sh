@@ -17,8 +17,9 @@
 #      the floor of two loopback transfers), and the proxy against nginx's
 #      caching proxy (3h); and two floors built for the comparison: a
 #      splice(2) relay that stores nothing (3i, the least any relay does) and
-#      a splice(2)-into-a-spool, sendfile(2)-out relay (3j, the least a proxy
-#      that keeps the bytes does), with the proxy against the latter (3k)
+#      a splice(2)-into-a-spool, sendfile(2)-out relay (3j, the least anything
+#      does to keep the bytes on disk while it sends them: no verification, no
+#      store), with the proxy against the latter (3k)
 #   4  `dnf makecache` through a warm proxy vs nginx (the testdata repo, and
 #      a synthetic repo of BENCH_SYNTH_PKGS packages)
 #
@@ -514,8 +515,8 @@ if on 3; then
 	PV=("${t3s[@]}") RV=()
 	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3s[i]}" "${t3d[i]}")"); done
 	PLABEL="spool floor"
-	row_rounds 3j "same file spliced into a spool file and sent from it (floor of a proxy that keeps the bytes)" "s" report "" \
-		"benchutil spoolrelay: splice(2) into an unlinked, preallocated spool, sendfile(2) out as it grows; no verification, no store; same rounds"
+	row_rounds 3j "same file spliced into a spool file and sent from it (floor of keeping the bytes on disk while sending them)" "s" report "" \
+		"benchutil spoolrelay: splice(2) into an unlinked, preallocated spool, sendfile(2) out as it grows; no verification, no store, so below what a caching proxy must do; same rounds"
 	PV=("${t3p[@]}") DV=("${t3s[@]}") RV=()
 	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3p[i]}" "${t3s[i]}")"); done
 	PLABEL="" DLABEL="spool floor"

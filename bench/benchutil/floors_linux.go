@@ -131,15 +131,24 @@ func spoolThrough(w http.ResponseWriter, up *floorUpstream, dir string) error {
 	os.Remove(spool.Name())
 	defer spool.Close()
 	total := int64(len(up.pre)) + up.rest
-	if err := unix.Fallocate(int(spool.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, total); err != nil {
-		return err
-	}
+	// As the proxy does; a file system without it only costs more.
+	_ = unix.Fallocate(int(spool.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, total)
 	if _, err := spool.WriteAt(up.pre, 0); err != nil {
 		return err
 	}
 	p := &spoolProgress{n: int64(len(up.pre))}
 	p.cond = sync.NewCond(&p.mu)
-	go func() { p.end(spliceInto(up, spool, p)) }()
+	received := make(chan struct{})
+	go func() {
+		defer close(received)
+		p.end(spliceInto(up, spool, p))
+	}()
+	// The receiver uses the spool's descriptor: it ends (its socket
+	// closed) before the spool is closed.
+	defer func() {
+		up.conn.Close()
+		<-received
+	}()
 	// sendfile reads at the file's own offset: a second descriptor.
 	out, err := os.Open(fmt.Sprintf("/proc/self/fd/%d", spool.Fd()))
 	if err != nil {

@@ -740,7 +740,7 @@ func (fl *Filler) readUpstream(ctx context.Context, f *Fill, resp **upstream.Res
 			(*resp).Body.Close()
 			*resp = next
 			body = io.LimitReader(next.Body, limit+1-n64)
-			resumes, reads = resumes+1, 0
+			resumes++
 		}
 	}
 	f.mu.Lock()

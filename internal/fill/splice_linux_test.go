@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,8 +28,13 @@ func TestUnverifiedBodiesAreSplicedVerifiedOnesRead(t *testing.T) {
 	const size = 16<<20 + 4321
 	data := make([]byte, size)
 	rand.NewChaCha8([32]byte{9}).Read(data)
+	small := data[:600<<10]
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+		body := data
+		if r.URL.Path == "/small" {
+			body = small
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 	}))
 	defer srv.Close()
 
@@ -49,18 +55,21 @@ func TestUnverifiedBodiesAreSplicedVerifiedOnesRead(t *testing.T) {
 
 	for _, tc := range []struct {
 		name        string
-		key         string
+		key, rel    string
 		exp         Expect
+		want        []byte
 		wantSpliced bool
 		wantErr     error
 	}{
-		{"no checksum", "r/images/a.img", Expect{Size: -1}, true, nil},
-		{"checksum", "r/Packages/a.rpm", Expect{Size: size, Sum: sum}, false, nil},
-		{"wrong checksum", "r/Packages/b.rpm", Expect{Size: size, Sum: wrong}, false, ErrVerify},
+		{"no checksum", "r/images/a.img", "big", Expect{Size: -1}, data, true, nil},
+		{"known size, no checksum", "r/images/b.img", "big", Expect{Size: size}, data, true, nil},
+		{"small, no checksum (read: the connection is kept)", "r/images/c.img", "small", Expect{Size: -1}, small, false, nil},
+		{"checksum", "r/Packages/a.rpm", "big", Expect{Size: size, Sum: sum}, data, false, nil},
+		{"wrong checksum", "r/Packages/b.rpm", "big", Expect{Size: size, Sum: wrong}, data, false, ErrVerify},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := fl.spliced.Load()
-			f := fl.Start(Request{Src: up, Repo: "r", Key: tc.key, Rel: "f", Exp: tc.exp})
+			f := fl.Start(Request{Src: up, Repo: "r", Key: tc.key, Rel: tc.rel, Exp: tc.exp})
 			if f == nil {
 				t.Fatal("Start found the object stored already")
 			}
@@ -85,7 +94,7 @@ func TestUnverifiedBodiesAreSplicedVerifiedOnesRead(t *testing.T) {
 				if ferr == nil || cerr == nil {
 					t.Fatalf("fill %v, follower %v: want both to fail with %v", ferr, cerr, tc.wantErr)
 				}
-				if len(received) >= size {
+				if len(received) >= len(tc.want) {
 					t.Errorf("the follower got all %d bytes of a body that failed verification", len(received))
 				}
 				if spliced != 0 {
@@ -93,11 +102,11 @@ func TestUnverifiedBodiesAreSplicedVerifiedOnesRead(t *testing.T) {
 				}
 				return
 			}
-			if ferr != nil || cerr != nil || n != size || !bytes.Equal(received, data) {
-				t.Fatalf("fill %v, follower %d bytes %v, equal %v", ferr, n, cerr, bytes.Equal(received, data))
+			if ferr != nil || cerr != nil || n != int64(len(tc.want)) || !bytes.Equal(received, tc.want) {
+				t.Fatalf("fill %v, follower %d bytes %v, equal %v", ferr, n, cerr, bytes.Equal(received, tc.want))
 			}
-			if tc.wantSpliced && spliced < size-(1<<20) {
-				t.Errorf("%d of %d bytes were spliced, want all after the first read", spliced, size)
+			if tc.wantSpliced && spliced < int64(len(tc.want))-(1<<20) {
+				t.Errorf("%d of %d bytes were spliced, want all after the first read", spliced, len(tc.want))
 			}
 			if !tc.wantSpliced && spliced != 0 {
 				t.Errorf("%d bytes of a body with a checksum were spliced past the hash", spliced)
@@ -108,10 +117,74 @@ func TestUnverifiedBodiesAreSplicedVerifiedOnesRead(t *testing.T) {
 				t.Fatalf("stored object: %v", err)
 			}
 			defer r.Close()
-			stored := make([]byte, size+1)
-			if m, _ := r.ReadAt(stored, 0); m != size || !bytes.Equal(stored[:m], data) {
-				t.Fatalf("stored %d bytes, equal %v", m, bytes.Equal(stored[:m], data))
+			stored := make([]byte, len(tc.want)+1)
+			if m, _ := r.ReadAt(stored, 0); m != len(tc.want) || !bytes.Equal(stored[:m], tc.want) {
+				t.Fatalf("stored %d bytes, equal %v", m, bytes.Equal(stored[:m], tc.want))
 			}
 		})
+	}
+}
+
+// TestSplicedFillThatStallsStoresNothing: an unverified body that stalls
+// while it is spliced fails its fill and its follower (which never gets
+// the held-back last byte), and nothing is committed.
+func TestSplicedFillThatStallsStoresNothing(t *testing.T) {
+	const size, sent = 16 << 20, 6<<20 + 99
+	data := make([]byte, size)
+	rand.NewChaCha8([32]byte{10}).Read(data)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		w.Write(data[:sent])
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	store := cache.NewMemory()
+	fl, err := New(ctx, store, t.TempDir(), log, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Wait()
+	up, err := upstream.New(upstream.Options{Repo: "r", Bases: []string{srv.URL + "/"}, Log: log, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fl.Start(Request{Src: up, Repo: "r", Key: "r/images/stall.img", Rel: "stall.img", Exp: Expect{Size: -1}})
+	if f == nil {
+		t.Fatal("Start found the object stored already")
+	}
+	defer f.Release()
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	client, server := tcpPair(t)
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(client)
+		got <- b
+	}()
+	_, cerr := f.CopyTo(rctx, server, nil)
+	server.Close()
+	received := <-got
+	ferr := f.Await(rctx)
+	if !errors.Is(ferr, upstream.ErrTimeout) {
+		t.Fatalf("fill of a stalled spliced body: %v, want ErrTimeout", ferr)
+	}
+	if cerr == nil || len(received) >= sent || !bytes.Equal(received, data[:len(received)]) {
+		t.Errorf("follower: %v after %d bytes (sent %d), want a failure short of them, equal to what was sent", cerr, len(received), sent)
+	}
+	if fl.spliced.Load() == 0 {
+		t.Error("nothing was spliced before the stall")
+	}
+	<-f.done
+	if _, err := store.Get(ctx, "r/images/stall.img"); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("after a failed spliced fill the store answers %v, want ErrNotFound", err)
 	}
 }

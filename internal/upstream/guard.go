@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,7 @@ type guardedBody struct {
 
 	splice  spliceState // how the body may bypass user space (SpliceTo)
 	drained bool        // a Read emptied the transport's buffer
+	closing atomic.Bool // Close was called (it may come during a Read)
 }
 
 func newGuardedBody(ctx, parent context.Context, cancel context.CancelCauseFunc, body io.ReadCloser, timeout time.Duration, minRate int64, target string, onErr func(error)) *guardedBody {
@@ -69,6 +71,10 @@ func (g *guardedBody) Read(p []byte) (int, error) {
 	defer g.mu.Unlock()
 	if g.err != nil {
 		return 0, g.err
+	}
+	if g.splice.moved > 0 {
+		// The transport still counts the spliced bytes as to come.
+		return 0, errors.New("upstream: Read after SpliceTo")
 	}
 	n, err := g.step(func() (int, error) { return g.body.Read(p) })
 	if len(p) >= transportReadBuffer {
@@ -100,6 +106,11 @@ func (g *guardedBody) step(wait func() (int, error)) (int, error) {
 	case g.parent.Err() != nil:
 		// The caller gave up: not upstream's fault.
 		g.err = context.Cause(g.parent)
+		return n, g.err
+	case g.closing.Load():
+		// The caller closed the body under a waiting read: not
+		// upstream's fault either.
+		g.err = fmt.Errorf("%s: body closed while reading", g.target)
 		return n, g.err
 	case errors.Is(context.Cause(g.ctx), errStalled):
 		err = fmt.Errorf("%w: %s: no data for %s after %d bytes", ErrTimeout, g.target, g.timeout, g.total)
@@ -164,8 +175,9 @@ func (g *guardedBody) tooSlow() bool {
 // Linux, or no Read has emptied the transport's buffer yet): Read it.
 var ErrNoSplice = errors.New("body cannot be spliced")
 
-// WriteError is SpliceTo failing on its file: the file's fault, not
-// upstream's. The body cannot go on after it.
+// WriteError is SpliceTo failing on its own side (the file, or the pipe
+// once bytes have passed through it): not upstream's fault. The body cannot
+// go on after it.
 type WriteError struct{ Err error }
 
 func (e *WriteError) Error() string { return "writing spliced bytes: " + e.Err.Error() }
@@ -175,6 +187,12 @@ func (e *WriteError) Unwrap() error { return e.Err }
 // it: the transport closes the connection of a body it did not read to
 // its end, which is cheap next to a megabyte but not next to a small file.
 const spliceMin = 1 << 20
+
+// localError marks a failure of SpliceTo's own side (pipe, splice not
+// allowed) that fromSocket met before reading upstream.
+type localError struct{ err error }
+
+func (e localError) Error() string { return e.err.Error() }
 
 // SpliceTo moves up to max bytes of the body into file at off without
 // copying them through user space (splice(2) from upstream's socket into
@@ -195,6 +213,9 @@ func (g *guardedBody) SpliceTo(file *os.File, off int64, max int) (int, error) {
 	if !g.drained || !g.splice.usable() {
 		return 0, ErrNoSplice
 	}
+	if max <= 0 {
+		return 0, nil
+	}
 	rest := g.splice.length - g.total
 	switch {
 	case g.splice.moved > 0 && rest <= 0:
@@ -204,7 +225,26 @@ func (g *guardedBody) SpliceTo(file *os.File, off int64, max int) (int, error) {
 		// connection; a spliced body costs the connection.
 		return 0, ErrNoSplice
 	}
-	n, err := g.step(func() (int, error) { return g.splice.fromSocket(int(min(rest, int64(max)))) })
+	// A failure on this side (no pipe, splice not allowed here) is not
+	// upstream's: before any byte has passed, the caller reads instead.
+	var local error
+	n, err := g.step(func() (int, error) {
+		n, err := g.splice.fromSocket(int(min(rest, int64(max))))
+		var le localError
+		if errors.As(err, &le) {
+			local = le.err
+			return 0, nil
+		}
+		return n, err
+	})
+	if local != nil {
+		if g.splice.moved == 0 {
+			g.splice.disable()
+			return 0, ErrNoSplice
+		}
+		g.err = &WriteError{Err: local}
+		return 0, g.err
+	}
 	if n > 0 {
 		// Bytes in the pipe go to the file even when the step failed
 		// (too slow): Read hands over what it got with its error too.
@@ -218,6 +258,7 @@ func (g *guardedBody) SpliceTo(file *os.File, off int64, max int) (int, error) {
 }
 
 func (g *guardedBody) Close() error {
+	g.closing.Store(true)
 	g.splice.close()
 	g.timer.Stop()
 	err := g.body.Close()

@@ -15,6 +15,9 @@ import (
 // moves at most this much.
 const pipeSize = 1 << 20
 
+// makePipe is pipe2(2); tests make it fail.
+var makePipe = unix.Pipe2
+
 // spliceState is what lets a body bypass user space: upstream's TCP
 // connection, the body's length, and the pipe the bytes pass through
 // (made at the first step, closed with the body).
@@ -55,7 +58,7 @@ func (s *spliceState) pipe() (r, w *os.File, room int, err error) {
 	}
 	if s.r == nil {
 		var fds [2]int
-		if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		if err := makePipe(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
 			return nil, nil, 0, err
 		}
 		s.r, s.w = os.NewFile(uintptr(fds[0]), "splice-r"), os.NewFile(uintptr(fds[1]), "splice-w")
@@ -75,27 +78,33 @@ func (s *spliceState) pipe() (r, w *os.File, room int, err error) {
 func (s *spliceState) fromSocket(want int) (int, error) {
 	_, w, room, err := s.pipe()
 	if err != nil {
-		return 0, err
+		return 0, localError{err}
 	}
 	wc, err := w.SyscallConn()
 	if err != nil {
-		return 0, err
+		return 0, localError{err}
 	}
 	want = min(want, room)
 	var n int64
-	var serr error
+	var serr, cerr error
 	err = s.conn.Read(func(sfd uintptr) bool {
-		if cerr := wc.Control(func(pfd uintptr) {
+		if cerr = wc.Control(func(pfd uintptr) {
 			n, serr = unix.Splice(int(sfd), nil, int(pfd), nil, want, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		}); cerr != nil {
-			serr = cerr
+			return true
 		}
 		// The pipe is empty at each step, so EAGAIN is the socket's.
 		return serr != unix.EAGAIN
 	})
 	switch {
+	case cerr != nil:
+		return 0, localError{cerr}
 	case err != nil:
 		return 0, err
+	case serr == unix.EINVAL || serr == unix.ENOSYS || serr == unix.EPERM || serr == unix.EOPNOTSUPP || serr == unix.ENOMEM:
+		// splice(2) is not allowed or not possible here (a kernel or a
+		// sandbox without it): this side's failure.
+		return 0, localError{&os.SyscallError{Syscall: "splice", Err: serr}}
 	case serr != nil:
 		return 0, serr
 	case n == 0:
@@ -141,6 +150,12 @@ func (s *spliceState) toFile(file *os.File, off int64, n int) error {
 		n -= int(m)
 	}
 	return nil
+}
+
+// disable turns splicing off for the rest of the body.
+func (s *spliceState) disable() {
+	s.conn = nil
+	s.close()
 }
 
 func (s *spliceState) close() {

@@ -12,8 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // splicerBody is what fill sees of a guarded body.
@@ -308,40 +311,160 @@ func TestSpliceWriteErrorIsNotUpstreams(t *testing.T) {
 	}
 }
 
-// Closing the body from another goroutine while SpliceTo waits on a
-// stalled upstream ends the wait (the caller gave up: not upstream's
-// failure).
-func TestSpliceEndsWhenTheCallerCancels(t *testing.T) {
+// A caller that gives up (its context ends) or closes the body from
+// another goroutine while SpliceTo waits on a stalled upstream ends the
+// wait at once, and upstream is not blamed for it.
+func TestSpliceEndsWhenTheCallerGivesUp(t *testing.T) {
 	data := pseudoRandom(4<<20, 15)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	srv := newServer(t, rawResponse("HTTP/1.1 200 OK\r\nContent-Length: "+itoa(len(data))+"\r\n\r\n", data[:2<<20], 2000,
 		func(net.Conn) { <-release }))
-	fails := &failures{}
-	c := newClient(t, Options{Bases: []string{srv.base("/")}, OnFail: fails.hook, Timeout: 30 * time.Second})
-	ctx, cancel := context.WithCancel(context.Background())
-	resp, err := c.Get(ctx, "f", nil)
+	for _, how := range []string{"context", "close"} {
+		t.Run(how, func(t *testing.T) {
+			fails := &failures{}
+			c := newClient(t, Options{Bases: []string{srv.base("/")}, OnFail: fails.hook, Timeout: 30 * time.Second})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			resp, err := c.Get(ctx, "f", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			type result struct {
+				spliced int64
+				err     error
+			}
+			done := make(chan result, 1)
+			go func() {
+				_, spliced, err := spliceAll(t, resp.Body, spoolFile(t))
+				done <- result{spliced, err}
+			}()
+			time.Sleep(300 * time.Millisecond)
+			if how == "context" {
+				cancel()
+			} else {
+				resp.Body.Close()
+			}
+			select {
+			case r := <-done:
+				if how == "context" && !errors.Is(r.err, context.Canceled) {
+					t.Errorf("after the caller cancelled: %v (%s), want context.Canceled", r.err, sentinel(r.err))
+				}
+				if r.err == nil || errors.Is(r.err, ErrTimeout) || errors.Is(r.err, ErrUnavailable) || errors.Is(r.err, ErrNoSplice) {
+					t.Errorf("after the caller gave up (%s): %v (%s)", how, r.err, sentinel(r.err))
+				}
+				if r.spliced == 0 {
+					t.Error("nothing was spliced before the caller gave up")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("SpliceTo still waits 5 s after the caller gave up (%s)", how)
+			}
+			if got := fails.of(resp.Base); len(got) != 0 {
+				t.Errorf("OnFail blamed upstream for the caller giving up: %v", got)
+			}
+		})
+	}
+}
+
+// A body that redirects is spliced from the connection of the answer that
+// carries it, not of the redirect.
+func TestSpliceFollowsRedirects(t *testing.T) {
+	data := pseudoRandom(5<<20, 18)
+	target := newServer(t, files(map[string][]byte{"/r/big.img": data}))
+	front := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.base("/r/big.img"), http.StatusFound)
+	})
+	// The target is a configured base too: redirects stay among them.
+	c := newClient(t, Options{Bases: []string{front.base("/r/"), target.base("/r/")}, Timeout: 5 * time.Second})
+	resp, err := c.Get(context.Background(), "big.img", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := spliceAll(t, resp.Body, spoolFile(t))
-		done <- err
-	}()
-	time.Sleep(300 * time.Millisecond)
-	cancel()
-	select {
-	case err := <-done:
-		if err == nil || errors.Is(err, ErrTimeout) || errors.Is(err, ErrUnavailable) {
-			t.Errorf("after the caller cancelled: %v (%s), want the caller's cause", err, sentinel(err))
+	f := spoolFile(t)
+	read, spliced, err := spliceAll(t, resp.Body, f)
+	if err != io.EOF || read+spliced != int64(len(data)) || spliced == 0 {
+		t.Fatalf("after a redirect: %d read, %d spliced, %v", read, spliced, err)
+	}
+	if !bytes.Equal(fileBytes(t, f, int64(len(data))), data) {
+		t.Fatal("the file differs from the redirected body")
+	}
+}
+
+// A body dripping below MinRate while spliced fails with ErrTooSlow, and
+// the bytes that came are in the file.
+func TestSpliceBelowMinRateIsTooSlow(t *testing.T) {
+	const size = 4 << 20
+	data := pseudoRandom(size, 19)
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", itoa(size))
+		w.Write(data[:64<<10])
+		w.(http.Flusher).Flush()
+		for off := 64 << 10; off < size; off++ {
+			if _, err := w.Write(data[off : off+1]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond): // 50 B/s
+			}
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("SpliceTo still waits 5 s after the caller cancelled")
+	})
+	c := newClient(t, Options{Bases: []string{srv.base("/")}, MinRate: 1000})
+	resp, err := c.Get(context.Background(), "images/drip.img", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	f := spoolFile(t)
+	start := time.Now()
+	read, spliced, err := spliceAll(t, resp.Body, f)
+	if !errors.Is(err, ErrTooSlow) {
+		t.Fatalf("dripping spliced body: %v (%s), want ErrTooSlow", err, sentinel(err))
+	}
+	if el := time.Since(start); el > 4*testTimeout+time.Second {
+		t.Errorf("judged too slow after %s", el)
+	}
+	if spliced == 0 {
+		t.Error("the drip was not spliced")
+	}
+	if got := read + spliced; !bytes.Equal(fileBytes(t, f, got), data[:got]) {
+		t.Errorf("the file's %d bytes differ from what was sent", got)
+	}
+}
+
+// When this side cannot splice (no pipe: descriptors exhausted, a sandbox
+// without splice), SpliceTo says ErrNoSplice before any byte has moved,
+// upstream is not blamed, and Read gets the whole body.
+func TestSpliceLocalFailureFallsBackToRead(t *testing.T) {
+	data := pseudoRandom(3<<20, 20)
+	srv := newServer(t, files(map[string][]byte{"/r/f": data}))
+	fails := &failures{}
+	c := newClient(t, Options{Bases: []string{srv.base("/r/")}, OnFail: fails.hook, Timeout: 5 * time.Second})
+	makePipe = func([]int, int) error { return syscall.EMFILE }
+	t.Cleanup(func() { makePipe = unix.Pipe2 })
+	resp, err := c.Get(context.Background(), "f", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 1<<20)
+	n, err := resp.Body.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := resp.Body.(splicerBody).SpliceTo(spoolFile(t), int64(n), 1<<20); m != 0 || !errors.Is(err, ErrNoSplice) {
+		t.Fatalf("SpliceTo without a pipe: %d, %v; want ErrNoSplice", m, err)
+	}
+	rest, err := readWithin(t, resp.Body, 10*time.Second)
+	if err != nil || !bytes.Equal(append(buf[:n:n], rest...), data) {
+		t.Fatalf("Read after the fallback: %d bytes, %v", n+len(rest), err)
 	}
 	if got := fails.of(resp.Base); len(got) != 0 {
-		t.Errorf("OnFail blamed upstream for the caller's cancel: %v", got)
+		t.Errorf("OnFail blamed upstream for this side's failure: %v", got)
 	}
 }
 

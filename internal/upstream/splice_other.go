@@ -16,3 +16,4 @@ func (s *spliceState) usable() bool                      { return false }
 func (s *spliceState) fromSocket(int) (int, error)       { return 0, ErrNoSplice }
 func (s *spliceState) toFile(*os.File, int64, int) error { return ErrNoSplice }
 func (s *spliceState) close()                            {}
+func (s *spliceState) disable()                          {}
