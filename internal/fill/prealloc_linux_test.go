@@ -3,16 +3,12 @@ package fill
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/dnfproxy/dnfproxy/cache"
-	"github.com/dnfproxy/dnfproxy/internal/upstream"
 )
 
 // TestSpoolReservedBeforeTheBodyArrives: once upstream has announced the
@@ -35,17 +31,7 @@ func TestSpoolReservedBeforeTheBodyArrives(t *testing.T) {
 	defer close(release)
 
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	store := cache.NewMemory()
-	fl, err := New(ctx, store, t.TempDir(), log, Hooks{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fl.Wait()
-	up, err := upstream.New(upstream.Options{Repo: "r", Bases: []string{srv.URL + "/"}, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fl, up, store := fillerOn(t, srv.URL+"/", 0)
 	f := fl.Start(Request{Src: up, Repo: "r", Key: "r/big.img", Rel: "big.img", Exp: Expect{Size: -1}})
 	if f == nil {
 		t.Fatal("Start found the object stored already")

@@ -4,12 +4,49 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/upstream"
 )
+
+// fillerOn returns a Filler on a memory store (waited for at the end of
+// the test) and the upstream client of base, with timeout (0: default).
+func fillerOn(t *testing.T, base string, timeout time.Duration) (*Filler, *upstream.Client, *cache.Memory) {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	store := cache.NewMemory()
+	fl, err := New(context.Background(), store, t.TempDir(), log, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fl.Wait)
+	up, err := upstream.New(upstream.Options{Repo: "r", Bases: []string{base}, Log: log, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fl, up, store
+}
+
+// followOverTCP streams f to a real TCP client (so through sendfile) and
+// returns what the client received and what CopyTo said.
+func followOverTCP(ctx context.Context, t *testing.T, f *Fill) (received []byte, n int64, err error) {
+	t.Helper()
+	client, server := tcpPair(t)
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(client)
+		got <- b
+	}()
+	n, err = f.CopyTo(ctx, server, nil)
+	server.Close()
+	return <-got, n, err
+}
 
 // growingFill is a Fill whose spool the test writes, as run does.
 func growingFill(t *testing.T) *Fill {

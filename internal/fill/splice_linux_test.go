@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -39,17 +37,7 @@ func TestUnverifiedBodiesAreSplicedVerifiedOnesRead(t *testing.T) {
 	defer srv.Close()
 
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	store := cache.NewMemory()
-	fl, err := New(ctx, store, t.TempDir(), log, Hooks{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fl.Wait()
-	up, err := upstream.New(upstream.Options{Repo: "r", Bases: []string{srv.URL + "/"}, Log: log, Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fl, up, store := fillerOn(t, srv.URL+"/", 10*time.Second)
 	sum := metadata.Checksum{Type: "sha256", Value: fmt.Sprintf("%x", sha256.Sum256(data))}
 	wrong := metadata.Checksum{Type: "sha256", Value: fmt.Sprintf("%x", sha256.Sum256(data[1:]))}
 
@@ -79,15 +67,7 @@ func TestUnverifiedBodiesAreSplicedVerifiedOnesRead(t *testing.T) {
 			if _, _, err := f.Ready(rctx); err != nil {
 				t.Fatalf("Ready: %v", err)
 			}
-			client, server := tcpPair(t)
-			got := make(chan []byte, 1)
-			go func() {
-				b, _ := io.ReadAll(client)
-				got <- b
-			}()
-			n, cerr := f.CopyTo(rctx, server, nil)
-			server.Close()
-			received := <-got
+			received, n, cerr := followOverTCP(rctx, t, f)
 			ferr := f.Await(rctx)
 			spliced := fl.spliced.Load() - before
 			if tc.wantErr != nil {
@@ -146,17 +126,7 @@ func TestSplicedFillThatStallsStoresNothing(t *testing.T) {
 	defer close(release)
 
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	store := cache.NewMemory()
-	fl, err := New(ctx, store, t.TempDir(), log, Hooks{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fl.Wait()
-	up, err := upstream.New(upstream.Options{Repo: "r", Bases: []string{srv.URL + "/"}, Log: log, Timeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fl, up, store := fillerOn(t, srv.URL+"/", 300*time.Millisecond)
 	f := fl.Start(Request{Src: up, Repo: "r", Key: "r/images/stall.img", Rel: "stall.img", Exp: Expect{Size: -1}})
 	if f == nil {
 		t.Fatal("Start found the object stored already")
@@ -164,15 +134,7 @@ func TestSplicedFillThatStallsStoresNothing(t *testing.T) {
 	defer f.Release()
 	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	client, server := tcpPair(t)
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(client)
-		got <- b
-	}()
-	_, cerr := f.CopyTo(rctx, server, nil)
-	server.Close()
-	received := <-got
+	received, _, cerr := followOverTCP(rctx, t, f)
 	ferr := f.Await(rctx)
 	if !errors.Is(ferr, upstream.ErrTimeout) {
 		t.Fatalf("fill of a stalled spliced body: %v, want ErrTimeout", ferr)
