@@ -19,7 +19,8 @@
 #      splice(2) relay that stores nothing (3i, the least any relay does) and
 #      a splice(2)-into-a-spool, sendfile(2)-out relay (3j, the least anything
 #      does to keep the bytes on disk while it sends them: no verification, no
-#      store), with the proxy against the latter (3k)
+#      store), with the proxy against the latter (3k); then the same miss on
+#      one running proxy, a file name it has not seen each round (3l)
 #   4  `dnf makecache` through a warm proxy vs nginx (the testdata repo, and
 #      a synthetic repo of BENCH_SYNTH_PKGS packages)
 #
@@ -539,6 +540,43 @@ if on 3; then
 	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${cpu3p[i]}" "${cpu3d[i]}")"); done
 	row_rounds 3e "server CPU time during the cold misses of row 3a" "s" report "" \
 		"user+system time of the proxy (nginx: master and workers) while its client received the file, at 10 ms resolution; the proxy's includes what it took from nginx as upstream"
+
+	# 3l: the same cold miss on a proxy that has been running, as a daemon
+	# is: one proxy for all rounds, a file name it has not seen each round
+	# (hard links, so nginx serves the same cached inode), and nothing
+	# measured until the previous round's object is committed. Row 3a
+	# starts a fresh process each round, so its window also holds the
+	# process's own start (the executable's first page faults, the
+	# runtime's and the store's warm-up); nginx has none of that.
+	log "3l: cold miss on a running proxy, a new file name each round"
+	for ((i = 0; i < REPS; i++)); do ln -f "$WWW/images/big.img" "$WWW/images/big-r$i.img"; done
+	start_proxy
+	sleep 2
+	committed() { # committed N: waits until N fills of repo bench are committed
+		local k
+		for ((k = 0; k < 600; k++)); do
+			[[ $(curl -sf -H "Authorization: Bearer bench-token" "http://127.0.0.1:$ADMIN_PORT/metrics" |
+				awk '$1 ~ /^dnfproxy_fill_duration_seconds_count\{repo="bench"\}$/ { print $2 }') == "$1" ]] && return 0
+			sleep 0.1
+		done
+		die "the proxy did not commit fill $1 within 60 s"
+	}
+	round_reset
+	for ((i = 0; i < REPS; i++)); do
+		if ((i % 2 == 0)); then
+			jd=$(lg 3l-direct -url "$DIRECT/images/big.img=$BIG_SIZE" -n 1)
+			j=$(lg 3l-proxy -url "$PROXY/images/big-r$i.img=$BIG_SIZE" -n 1)
+		else
+			j=$(lg 3l-proxy -url "$PROXY/images/big-r$i.img=$BIG_SIZE" -n 1)
+			committed "$((i + 1))"
+			jd=$(lg 3l-direct -url "$DIRECT/images/big.img=$BIG_SIZE" -n 1)
+		fi
+		committed "$((i + 1))"
+		round_add "$(field seconds "$j")" "$(field seconds "$jd")"
+	done
+	stop_proxy
+	row_rounds 3l "cold miss, ${BIG_MIB} MiB file, on a running proxy" "s" report "" \
+		"$REPS rounds on one proxy started 2 s before, a file name it has not seen each round, the previous object committed before each measurement, order alternating"
 fi
 
 # --- 3d: cold miss from a WAN-like upstream ----------------------------------------------
