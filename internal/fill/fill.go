@@ -658,6 +658,45 @@ type splicer interface {
 	SpliceTo(file *os.File, off int64, max int) (int, error)
 }
 
+// spoolCopy moves an upstream body into the spool, a step at a time: by
+// splice(2) where the body can (sp), otherwise read into buf and written.
+type spoolCopy struct {
+	body    io.Reader // the body under the fill's length limit
+	sp      splicer   // nil: read
+	reads   int
+	buf     []byte
+	spool   *os.File
+	spliced *atomic.Int64 // the Filler's count of spliced bytes
+}
+
+// next moves the bytes after off into the spool. It returns how many
+// arrived, upstream's error (io.EOF at the end) and the spool's.
+func (c *spoolCopy) next(off int64) (n int, rerr, werr error) {
+	if c.sp != nil {
+		n, err := c.sp.SpliceTo(c.spool, off, len(c.buf))
+		var we *upstream.WriteError
+		switch {
+		case errors.As(err, &we):
+			return 0, nil, we.Err
+		case !errors.Is(err, upstream.ErrNoSplice):
+			c.spliced.Add(int64(n))
+			return n, err, nil
+		case c.reads > 0:
+			// Refused after the Read that empties the client's
+			// buffer: not this body (TLS, HTTP/2, no length, short).
+			c.sp = nil
+		}
+	}
+	n, rerr = c.body.Read(c.buf)
+	c.reads++
+	if n > 0 {
+		if _, err := c.spool.WriteAt(c.buf[:n], off); err != nil {
+			return 0, nil, err
+		}
+	}
+	return n, rerr, nil
+}
+
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // readUpstream copies upstream's body into the spool, hashing it, and
@@ -674,45 +713,21 @@ func (fl *Filler) readUpstream(ctx context.Context, f *Fill, resp **upstream.Res
 	if limit > 0 {
 		body = io.LimitReader(body, limit+1-n64)
 	}
-	// A body no checksum covers goes from upstream's socket into the
-	// spool without passing through user space, where the upstream
-	// client can do it (after a first Read has emptied its buffer).
-	var sp splicer
+	in := spoolCopy{body: body, buf: buf, spool: spool, spliced: &fl.spliced}
 	if h == nil {
-		sp, _ = (*resp).Body.(splicer)
+		// A checksum needs the bytes in user space; without one, the
+		// body may splice itself into the spool.
+		in.sp, _ = (*resp).Body.(splicer)
 	}
-	resumes, reads := 0, 0
+	resumes := 0
 	for {
-		var n int
-		var rerr error
-		spliced := false
-		if sp != nil {
-			n, rerr = sp.SpliceTo(spool, n64, len(buf))
-			spliced = true
-			var we *upstream.WriteError
-			switch {
-			case errors.Is(rerr, upstream.ErrNoSplice):
-				if reads > 0 {
-					sp = nil // not this body: TLS, HTTP/2, no length
-				}
-				n, rerr, spliced = 0, nil, false
-			case errors.As(rerr, &we):
-				return fmt.Errorf("spool: %w", we.Err)
-			}
-		}
-		if !spliced {
-			n, rerr = body.Read(buf)
-			reads++
+		n, rerr, werr := in.next(n64)
+		if werr != nil {
+			return fmt.Errorf("spool: %w", werr)
 		}
 		if n > 0 {
-			chunk := buf[:n]
-			if spliced {
-				fl.spliced.Add(int64(n))
-			} else if _, err := spool.WriteAt(chunk, n64); err != nil {
-				return fmt.Errorf("spool: %w", err)
-			}
 			if h != nil {
-				h.Write(chunk)
+				h.Write(buf[:n]) // read, not spliced: h is nil for a splicer
 			}
 			n64 += int64(n)
 			f.mu.Lock()
@@ -739,7 +754,7 @@ func (fl *Filler) readUpstream(ctx context.Context, f *Fill, resp **upstream.Res
 				"offset", n64, "from", upstream.Redact((*resp).Base), "to", upstream.Redact(next.Base), "err", rerr)
 			(*resp).Body.Close()
 			*resp = next
-			body = io.LimitReader(next.Body, limit+1-n64)
+			in.body = io.LimitReader(next.Body, limit+1-n64)
 			resumes++
 		}
 	}
