@@ -74,7 +74,7 @@ func (g *guardedBody) Read(p []byte) (int, error) {
 	}
 	if g.splice.moved > 0 {
 		// The transport still counts the spliced bytes as to come.
-		return 0, errors.New("upstream: Read after SpliceTo")
+		return 0, errReadAfterSplice
 	}
 	n, err := g.step(func() (int, error) { return g.body.Read(p) })
 	if len(p) >= transportReadBuffer {
@@ -174,6 +174,9 @@ func (g *guardedBody) tooSlow() bool {
 // ErrNoSplice: SpliceTo cannot move this body (TLS, HTTP/2, no length, not
 // Linux, or no Read has emptied the transport's buffer yet): Read it.
 var ErrNoSplice = errors.New("body cannot be spliced")
+
+// errReadAfterSplice: a caller's bug, Read once SpliceTo has moved bytes.
+var errReadAfterSplice = errors.New("upstream: Read after SpliceTo")
 
 // WriteError is SpliceTo failing on its own side (the file, or the pipe
 // once bytes have passed through it): not upstream's fault. The body cannot

@@ -15,16 +15,14 @@ import (
 // moves at most this much.
 const pipeSize = 1 << 20
 
-// makePipe is pipe2(2); tests make it fail.
-var makePipe = unix.Pipe2
-
 // spliceState is what lets a body bypass user space: upstream's TCP
 // connection, the body's length, and the pipe the bytes pass through
 // (made at the first step, closed with the body).
 type spliceState struct {
 	conn   syscall.RawConn // nil: the body cannot be spliced
 	length int64
-	moved  int64 // bytes spliced so far
+	moved  int64                            // bytes spliced so far
+	pipe2  func(fds []int, flags int) error // makes the pipe
 
 	mu     sync.Mutex // the pipe, against Close from another goroutine
 	r, w   *os.File
@@ -34,7 +32,7 @@ type spliceState struct {
 
 // set records conn when resp's body is the raw rest of an HTTP/1.1
 // message of known length on it: no TLS, no chunking, no decoding.
-func (s *spliceState) set(conn net.Conn, resp *http.Response) {
+func (s *spliceState) set(conn net.Conn, resp *http.Response, pipe2 func([]int, int) error) {
 	tc, ok := conn.(*net.TCPConn)
 	if !ok || resp.ProtoMajor != 1 || resp.ContentLength <= 0 ||
 		len(resp.TransferEncoding) > 0 || resp.Uncompressed {
@@ -44,7 +42,10 @@ func (s *spliceState) set(conn net.Conn, resp *http.Response) {
 	if err != nil {
 		return
 	}
-	s.conn, s.length = rc, resp.ContentLength
+	if pipe2 == nil {
+		pipe2 = unix.Pipe2
+	}
+	s.conn, s.length, s.pipe2 = rc, resp.ContentLength, pipe2
 }
 
 func (s *spliceState) usable() bool { return s.conn != nil }
@@ -58,7 +59,7 @@ func (s *spliceState) pipe() (r, w *os.File, room int, err error) {
 	}
 	if s.r == nil {
 		var fds [2]int
-		if err := makePipe(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		if err := s.pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
 			return nil, nil, 0, err
 		}
 		s.r, s.w = os.NewFile(uintptr(fds[0]), "splice-r"), os.NewFile(uintptr(fds[1]), "splice-w")

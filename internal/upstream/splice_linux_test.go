@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // splicerBody is what fill sees of a guarded body.
@@ -444,8 +442,7 @@ func TestSpliceLocalFailureFallsBackToRead(t *testing.T) {
 	srv := newServer(t, files(map[string][]byte{"/r/f": data}))
 	fails := &failures{}
 	c := newClient(t, Options{Bases: []string{srv.base("/r/")}, OnFail: fails.hook, Timeout: 5 * time.Second})
-	makePipe = func([]int, int) error { return syscall.EMFILE }
-	t.Cleanup(func() { makePipe = unix.Pipe2 })
+	c.pipe2 = func([]int, int) error { return syscall.EMFILE }
 	resp, err := c.Get(context.Background(), "f", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -96,6 +96,9 @@ type Client struct {
 	health *health
 	lists  *lists // nil without Metalink and Mirrorlist
 	log    *slog.Logger
+	// pipe2 makes the pipe of a spliced body (nil: pipe2(2)); tests make
+	// it fail.
+	pipe2 func(fds []int, flags int) error
 }
 
 // Response is an upstream answer; Base says which base gave it, as
@@ -411,7 +414,7 @@ func (c *Client) try(ctx context.Context, cd candidate, hdr http.Header) (*Respo
 		c.health.ok(cd.base)
 		g := newGuardedBody(rctx, ctx, cancel, resp.Body, c.opt.Timeout, c.opt.MinRate, red,
 			func(err error) { c.failed(cd.base, err) })
-		g.splice.set(conn, resp)
+		g.splice.set(conn, resp, c.pipe2)
 		resp.Body = g
 		return &Response{Response: resp, Base: cd.base}, nil
 	}
