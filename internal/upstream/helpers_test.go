@@ -85,6 +85,27 @@ func files(m map[string][]byte) http.HandlerFunc {
 	}
 }
 
+// drip serves data with its length: the first burst bytes at once, then
+// one byte every 20 ms (50 B/s) until the client leaves.
+func drip(data []byte, burst int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", itoa(len(data)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(data[:burst])
+		for off := burst; off < len(data); off++ {
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if _, err := w.Write(data[off : off+1]); err != nil {
+				return
+			}
+		}
+	}
+}
+
 func status(code int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { http.Error(w, http.StatusText(code), code) }
 }

@@ -76,6 +76,16 @@ func rawResponse(head string, body []byte, first int, end func(net.Conn)) http.H
 	}
 }
 
+// getOK gets rel through c, failing the test when that fails.
+func getOK(t *testing.T, ctx context.Context, c *Client, rel string) *Response {
+	t.Helper()
+	resp, err := c.Get(ctx, rel, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 func spoolFile(t *testing.T) *os.File {
 	t.Helper()
 	f, err := os.CreateTemp(t.TempDir(), "spool")
@@ -111,10 +121,7 @@ func TestSpliceMovesTheBodyIntoTheFile(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newServer(t, tc.h)
 			c := newClient(t, Options{Bases: []string{srv.base("/r/")}, Timeout: 5 * time.Second})
-			resp, err := c.Get(context.Background(), "big.img", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := getOK(t, context.Background(), c, "big.img")
 			defer resp.Body.Close()
 			f := spoolFile(t)
 			read, spliced, err := spliceAll(t, resp.Body, f)
@@ -169,10 +176,7 @@ func TestSpliceRefusedWhereTheConnectionIsNotTheBody(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opt.Timeout = 5 * time.Second
 			c := newClient(t, tc.opt)
-			resp, err := c.Get(context.Background(), tc.rel, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := getOK(t, context.Background(), c, tc.rel)
 			defer resp.Body.Close()
 			var got []byte
 			if tc.readBuf > 0 {
@@ -228,10 +232,7 @@ func TestSpliceGuardsStallsAndBreaks(t *testing.T) {
 			srv := newServer(t, rawResponse(head, data[:sent], 2000, tc.end))
 			fails := &failures{}
 			c := newClient(t, Options{Bases: []string{srv.base("/")}, OnFail: fails.hook})
-			resp, err := c.Get(context.Background(), "images/big.img", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := getOK(t, context.Background(), c, "images/big.img")
 			defer resp.Body.Close()
 			f := spoolFile(t)
 			type result struct {
@@ -278,10 +279,7 @@ func TestSpliceWriteErrorIsNotUpstreams(t *testing.T) {
 	srv := newServer(t, files(map[string][]byte{"/r/f": data}))
 	fails := &failures{}
 	c := newClient(t, Options{Bases: []string{srv.base("/r/")}, OnFail: fails.hook, Timeout: 5 * time.Second})
-	resp, err := c.Get(context.Background(), "f", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getOK(t, context.Background(), c, "f")
 	defer resp.Body.Close()
 	if _, err := resp.Body.Read(make([]byte, 1<<20)); err != nil {
 		t.Fatal(err)
@@ -324,10 +322,7 @@ func TestSpliceEndsWhenTheCallerGivesUp(t *testing.T) {
 			c := newClient(t, Options{Bases: []string{srv.base("/")}, OnFail: fails.hook, Timeout: 30 * time.Second})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			resp, err := c.Get(ctx, "f", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := getOK(t, ctx, c, "f")
 			defer resp.Body.Close()
 			type result struct {
 				spliced int64
@@ -375,10 +370,7 @@ func TestSpliceFollowsRedirects(t *testing.T) {
 	})
 	// The target is a configured base too: redirects stay among them.
 	c := newClient(t, Options{Bases: []string{front.base("/r/"), target.base("/r/")}, Timeout: 5 * time.Second})
-	resp, err := c.Get(context.Background(), "big.img", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getOK(t, context.Background(), c, "big.img")
 	defer resp.Body.Close()
 	f := spoolFile(t)
 	read, spliced, err := spliceAll(t, resp.Body, f)
@@ -395,27 +387,9 @@ func TestSpliceFollowsRedirects(t *testing.T) {
 func TestSpliceBelowMinRateIsTooSlow(t *testing.T) {
 	const size = 4 << 20
 	data := pseudoRandom(size, 19)
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", itoa(size))
-		w.Write(data[:64<<10])
-		w.(http.Flusher).Flush()
-		for off := 64 << 10; off < size; off++ {
-			if _, err := w.Write(data[off : off+1]); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			select {
-			case <-r.Context().Done():
-				return
-			case <-time.After(20 * time.Millisecond): // 50 B/s
-			}
-		}
-	})
+	srv := newServer(t, drip(data, 64<<10))
 	c := newClient(t, Options{Bases: []string{srv.base("/")}, MinRate: 1000})
-	resp, err := c.Get(context.Background(), "images/drip.img", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getOK(t, context.Background(), c, "images/drip.img")
 	defer resp.Body.Close()
 	f := spoolFile(t)
 	start := time.Now()
@@ -443,10 +417,7 @@ func TestSpliceLocalFailureFallsBackToRead(t *testing.T) {
 	fails := &failures{}
 	c := newClient(t, Options{Bases: []string{srv.base("/r/")}, OnFail: fails.hook, Timeout: 5 * time.Second})
 	c.pipe2 = func([]int, int) error { return syscall.EMFILE }
-	resp, err := c.Get(context.Background(), "f", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getOK(t, context.Background(), c, "f")
 	defer resp.Body.Close()
 	buf := make([]byte, 1<<20)
 	n, err := resp.Body.Read(buf)
@@ -482,10 +453,7 @@ func TestSmallBodiesAreReadAndKeepTheirConnection(t *testing.T) {
 	c := newClient(t, Options{Bases: []string{srv.base("/r/")}, Timeout: 5 * time.Second})
 	get := func(rel string, want []byte) (spliced int64) {
 		t.Helper()
-		resp, err := c.Get(context.Background(), rel, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := getOK(t, context.Background(), c, rel)
 		defer resp.Body.Close()
 		f := spoolFile(t)
 		read, spliced, err := spliceAll(t, resp.Body, f)

@@ -69,22 +69,7 @@ func TestStallAfterHeadersTimesOut(t *testing.T) {
 // A body dripping far below MinRate fails with ErrTooSlow about one
 // Timeout window in, though no single read waits Timeout.
 func TestDripBelowMinRateIsTooSlow(t *testing.T) {
-	const size = 100000
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", itoa(size))
-		w.WriteHeader(http.StatusOK)
-		for i := 0; i < size; i++ {
-			if _, err := w.Write([]byte{'x'}); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			select {
-			case <-r.Context().Done():
-				return
-			case <-time.After(20 * time.Millisecond): // 50 B/s
-			}
-		}
-	})
+	srv := newServer(t, drip(bytes.Repeat([]byte{'x'}, 100000), 0))
 	fails := &failures{}
 	c := newClient(t, Options{Bases: []string{srv.base("/")}, MinRate: 1000, OnFail: fails.hook})
 	start := time.Now()
