@@ -32,11 +32,7 @@ func TestSpoolReservedBeforeTheBodyArrives(t *testing.T) {
 
 	ctx := context.Background()
 	fl, up, store := fillerOn(t, srv.URL+"/", 0)
-	f := fl.Start(Request{Src: up, Repo: "r", Key: "r/big.img", Rel: "big.img", Exp: Expect{Size: -1}})
-	if f == nil {
-		t.Fatal("Start found the object stored already")
-	}
-	defer f.Release()
+	f := startFill(t, fl, up, "r/big.img", "big.img", Expect{Size: -1})
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	total, _, err := f.Ready(rctx)
@@ -64,18 +60,7 @@ func TestSpoolReservedBeforeTheBodyArrives(t *testing.T) {
 	if err := f.Await(rctx); err != nil {
 		t.Fatalf("fill: %v", err)
 	}
-	<-f.done
-	r, err := store.Get(ctx, "r/big.img")
-	if err != nil {
-		t.Fatalf("stored object: %v", err)
-	}
-	defer r.Close()
-	if lm := r.Info().Meta.LastModified; lm != "Sun, 06 Nov 1994 08:49:37 GMT" {
+	if lm := checkStored(t, f, store, "r/big.img", body).LastModified; lm != "Sun, 06 Nov 1994 08:49:37 GMT" {
 		t.Errorf("stored Last-Modified %q, want upstream's date in the form clients get", lm)
-	}
-	got := make([]byte, size+1)
-	n, _ := r.ReadAt(got, 0)
-	if n != size || !bytes.Equal(got[:n], body) {
-		t.Fatalf("stored %d bytes, equal %v; want the %d upstream sent", n, bytes.Equal(got[:n], body), size)
 	}
 }

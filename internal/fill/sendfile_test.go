@@ -33,6 +33,35 @@ func fillerOn(t *testing.T, base string, timeout time.Duration) (*Filler, *upstr
 	return fl, up, store
 }
 
+// startFill starts a fill of key from up, released at the end of the test.
+func startFill(t *testing.T, fl *Filler, up Source, key, rel string, exp Expect) *Fill {
+	t.Helper()
+	f := fl.Start(Request{Src: up, Repo: "r", Key: key, Rel: rel, Exp: exp})
+	if f == nil {
+		t.Fatal("Start found the object stored already")
+	}
+	t.Cleanup(f.Release)
+	return f
+}
+
+// checkStored waits until f has ended and checks that the store holds
+// exactly want under key; it returns the stored object's meta.
+func checkStored(t *testing.T, f *Fill, store cache.Store, key string, want []byte) cache.Meta {
+	t.Helper()
+	<-f.done
+	r, err := store.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("stored object: %v", err)
+	}
+	defer r.Close()
+	got := make([]byte, len(want)+1)
+	n, _ := r.ReadAt(got, 0)
+	if n != len(want) || !bytes.Equal(got[:n], want) {
+		t.Fatalf("stored %d bytes, equal %v; want the %d upstream sent", n, bytes.Equal(got[:n], want), len(want))
+	}
+	return r.Info().Meta
+}
+
 // followOverTCP streams f to a real TCP client (so through sendfile) and
 // returns what the client received and what CopyTo said.
 func followOverTCP(ctx context.Context, t *testing.T, f *Fill) (received []byte, n int64, err error) {

@@ -57,11 +57,7 @@ func TestUnverifiedBodiesAreSplicedVerifiedOnesRead(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := fl.spliced.Load()
-			f := fl.Start(Request{Src: up, Repo: "r", Key: tc.key, Rel: tc.rel, Exp: tc.exp})
-			if f == nil {
-				t.Fatal("Start found the object stored already")
-			}
-			defer f.Release()
+			f := startFill(t, fl, up, tc.key, tc.rel, tc.exp)
 			rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
 			if _, _, err := f.Ready(rctx); err != nil {
@@ -91,16 +87,7 @@ func TestUnverifiedBodiesAreSplicedVerifiedOnesRead(t *testing.T) {
 			if !tc.wantSpliced && spliced != 0 {
 				t.Errorf("%d bytes of a body with a checksum were spliced past the hash", spliced)
 			}
-			<-f.done
-			r, err := store.Get(ctx, tc.key)
-			if err != nil {
-				t.Fatalf("stored object: %v", err)
-			}
-			defer r.Close()
-			stored := make([]byte, len(tc.want)+1)
-			if m, _ := r.ReadAt(stored, 0); m != len(tc.want) || !bytes.Equal(stored[:m], tc.want) {
-				t.Fatalf("stored %d bytes, equal %v", m, bytes.Equal(stored[:m], tc.want))
-			}
+			checkStored(t, f, store, tc.key, tc.want)
 		})
 	}
 }
@@ -127,11 +114,7 @@ func TestSplicedFillThatStallsStoresNothing(t *testing.T) {
 
 	ctx := context.Background()
 	fl, up, store := fillerOn(t, srv.URL+"/", 300*time.Millisecond)
-	f := fl.Start(Request{Src: up, Repo: "r", Key: "r/images/stall.img", Rel: "stall.img", Exp: Expect{Size: -1}})
-	if f == nil {
-		t.Fatal("Start found the object stored already")
-	}
-	defer f.Release()
+	f := startFill(t, fl, up, "r/images/stall.img", "stall.img", Expect{Size: -1})
 	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	received, _, cerr := followOverTCP(rctx, t, f)
