@@ -218,8 +218,9 @@ func (v *Views) debugGens(e Entry, root string) string {
 }
 
 // debugFetchLater fetches a debuginfo repo's root in the background (once
-// at a time, and not again within elfRetry of a failure); when it arrives
-// the views of the repos using it are rebuilt.
+// at a time, and not again within elfRetry of a failure). Its first
+// generation is a switch like any other: Switched rebuilds the views of
+// the repos using it.
 func (v *Views) debugFetchLater(name, root string) {
 	k := anKey(name, root)
 	v.elf.mu.Lock()
@@ -237,17 +238,9 @@ func (v *Views) debugFetchLater(name, root string) {
 			v.elf.debugFailed[k] = time.Now()
 		}
 		v.elf.mu.Unlock()
-		if err != nil {
-			if v.baseCtx.Err() == nil {
-				v.opt.Log.Warn("debuginfo repo unavailable; abipkgdiff runs without its packages",
-					"repo", name, "root", root, "err", err)
-			}
-			return
-		}
-		for _, s := range v.slotList() {
-			if s.root == root && v.givesDebuginfo(v.opt.Repos[s.repo], name) {
-				v.elfRefresh(s)
-			}
+		if err != nil && v.baseCtx.Err() == nil {
+			v.opt.Log.Warn("debuginfo repo unavailable; abipkgdiff runs without its packages",
+				"repo", name, "root", root, "err", err)
 		}
 	})
 }
