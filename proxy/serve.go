@@ -329,13 +329,7 @@ func (s *Server) serveObject(c *gin.Context, obj cache.Object, rel string, polic
 	// The common case, a whole object: straight from the store's chunks.
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
-	// Fills store upstream's date in its canonical form (objects of older
-	// versions keep upstream's own, also a valid HTTP date).
-	lm := info.Meta.LastModified
-	if lm == "" {
-		lm = httpDate(info.Stored)
-	}
-	if lm != "" {
+	if lm := lastModified(info); lm != "" {
 		h.Set("Last-Modified", lm)
 	}
 	c.Writer.WriteHeader(http.StatusOK)
@@ -531,6 +525,21 @@ func (s *Server) serveView(c *gin.Context, re *repoEntry, v, rel, kind, root str
 		serveMetadata(c, "repomd.xml.asc", vg.Created, vg.Signature)
 	}
 	return nil
+}
+
+// lastModified is a stored object's Last-Modified header. Fills store
+// upstream's date in canonical form, sent as it is; an object an older
+// version stored with upstream's own string has it parsed, and one
+// without a date that parses gets its store time.
+func lastModified(info cache.Info) string {
+	lm := info.Meta.LastModified
+	if len(lm) == len(http.TimeFormat) && strings.HasSuffix(lm, " GMT") {
+		return lm
+	}
+	if t, err := http.ParseTime(lm); err == nil {
+		return httpDate(t)
+	}
+	return httpDate(info.Stored)
 }
 
 func httpDate(t time.Time) string {
