@@ -299,9 +299,12 @@ func Pairs(ref, cur []metadata.PackageDeps, markers *metadata.VendorMarkers) []P
 	if markers == nil {
 		markers = metadata.DefaultVendorMarkers()
 	}
-	byKey := map[string][]metadata.PackageDeps{}
+	// Keyed by the pair, not "name.arch": name "a.b" arch "c" is not name
+	// "a" arch "b.c" (metadata.Reference keys the same way).
+	type nameArch struct{ name, arch string }
+	byKey := map[nameArch][]metadata.PackageDeps{}
 	for _, p := range ref {
-		k := p.Name + "." + p.Arch
+		k := nameArch{p.Name, p.Arch}
 		byKey[k] = append(byKey[k], p)
 	}
 	for _, list := range byKey {
@@ -311,7 +314,7 @@ func Pairs(ref, cur []metadata.PackageDeps, markers *metadata.VendorMarkers) []P
 	}
 	var out []Pair
 	for _, p := range cur {
-		builds := byKey[p.Name+"."+p.Arch]
+		builds := byKey[nameArch{p.Name, p.Arch}]
 		if len(builds) == 0 {
 			continue
 		}

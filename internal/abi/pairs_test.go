@@ -21,6 +21,7 @@ func TestPairs(t *testing.T) {
 		pkg("bash", "5.1", "1.el9", "x86_64", "b0"),
 		pkg("same", "1", "1.el9", "x86_64", "cc", "libsame.so.1()(64bit)"),
 		pkg("kernel-core", "5.14", "1.el9", "x86_64", "k0", "kernel(printk)"),
+		pkg("lib.a", "1", "1.el9", "x86_64", "z0", "liba.so.1()(64bit)"),
 	}
 	cur := []metadata.PackageDeps{
 		pkg("libfoo", "1.0", "1.el9.alma.1", "x86_64", "ba", "libfoo.so.1()(64bit)"), // matched with 1.el9, not the newest
@@ -30,6 +31,7 @@ func TestPairs(t *testing.T) {
 		pkg("libnew", "1", "1.el9", "x86_64", "dd", "libnew.so.1()(64bit)"),          // not in the reference
 		pkg("libfoo", "1.0", "1.el9", "aarch64", "ee", "libfoo.so.1()(64bit)"),       // other arch
 		pkg("kernel-core", "5.14", "1.el9", "x86_64", "k1", "kernel(printk)"),        // kernel symbols are metadata's
+		pkg("lib", "1", "1.el9", "a.x86_64", "z1", "liba.so.1()(64bit)"),             // not lib.a of arch x86_64
 	}
 	got := Pairs(ref, cur, nil)
 	want := []string{"libfoo-1.0-1.el9.alma.1.x86_64 <- libfoo-1.0-1.el9.x86_64", "libfoo-1.0-9.el9.x86_64 <- libfoo-1.0-3.el9.x86_64"}
