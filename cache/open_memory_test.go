@@ -1,10 +1,10 @@
 package cache_test
 
 import (
-	"runtime"
 	"testing"
 
 	"github.com/dnfproxy/dnfproxy/cache"
+	"github.com/dnfproxy/dnfproxy/internal/testenv"
 )
 
 // TestBadgerOpenHeap: a store opened with the default options adds at
@@ -13,17 +13,13 @@ import (
 // used: with 16 MiB memtables it was 21 MB, which let the heap grow by as
 // much again in garbage before each collection.
 func TestBadgerOpenHeap(t *testing.T) {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
+	before := testenv.HeapAfterGC()
 	s, err := cache.OpenBadger(t.TempDir(), cache.DefaultBadgerOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	added := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	added := int64(testenv.HeapAfterGC()) - int64(before)
 	t.Logf("OpenBadger added %d KiB to the heap", added>>10)
 	if added > 8<<20 {
 		t.Errorf("OpenBadger with the default options added %d MiB to the heap, want at most 8", added>>20)
