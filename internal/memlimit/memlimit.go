@@ -20,7 +20,6 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
-	"sync/atomic"
 )
 
 // DefaultFloor is the limit while the live heap is under two thirds of
@@ -41,10 +40,11 @@ func For(floor, live uint64) uint64 {
 
 // Governor re-sets the limit after every collection. Stop ends it.
 type Governor struct {
-	floor   uint64
-	stopped atomic.Bool
-	prev    int64 // the runtime's limit before Start
+	floor uint64
+	prev  int64 // the runtime's limit before Start
+
 	mu      sync.Mutex
+	stopped bool
 	limit   uint64 // the last limit set
 	sample  []metrics.Sample
 }
@@ -66,19 +66,18 @@ func Start(floor uint64) *Governor {
 func (g *Governor) arm() {
 	sentinel := new([16]byte)
 	runtime.SetFinalizer(sentinel, func(*[16]byte) {
-		if g.stopped.Load() {
-			return
+		if g.adjust() {
+			g.arm()
 		}
-		g.adjust()
-		g.arm()
 	})
 }
 
-func (g *Governor) adjust() {
+// adjust sets the limit for the live heap now; false once stopped.
+func (g *Governor) adjust() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.stopped.Load() {
-		return
+	if g.stopped {
+		return false
 	}
 	metrics.Read(g.sample)
 	var live uint64
@@ -90,22 +89,19 @@ func (g *Governor) adjust() {
 		debug.SetMemoryLimit(int64(limit))
 		g.limit = limit
 	}
-}
-
-// Limit is the limit last set.
-func (g *Governor) Limit() uint64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.limit
+	return true
 }
 
 // Stop ends the adjustments and gives the runtime back the limit it had
 // before Start.
 func (g *Governor) Stop() {
-	if g == nil || g.stopped.Swap(true) {
+	if g == nil {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	debug.SetMemoryLimit(g.prev)
+	if !g.stopped {
+		g.stopped = true
+		debug.SetMemoryLimit(g.prev)
+	}
 }
