@@ -266,6 +266,15 @@ stop_proxy() {
 	PROXY_PID=""
 	rm -rf "$T/proxy/$PROXY_RUN/data"
 }
+committed() { # committed N: waits until the running proxy has committed N fills of repo bench
+	local k
+	for ((k = 0; k < 600; k++)); do
+		[[ $(curl -sf -H "Authorization: Bearer bench-token" "http://127.0.0.1:$ADMIN_PORT/metrics" |
+			awk '$1 ~ /^dnfproxy_fill_duration_seconds_count\{repo="bench"\}$/ { print $2 }') == "$1" ]] && return 0
+		sleep 0.1
+	done
+	die "the proxy did not commit fill $1 within 60 s"
+}
 
 # --- helpers -------------------------------------------------------------------
 
@@ -329,6 +338,19 @@ round_reset() { PV=() DV=() RV=(); }
 round_add() { # round_add PROXY DIRECT
 	PV+=("$1") DV+=("$2") RV+=("$(ratio "$1" "$2")")
 }
+# cpu_ticks JSON: loadgen's cpu_seconds at 10 ms resolution (a reading
+# under one tick counts as one tick)
+cpu_ticks() {
+	awk -v x="$(field cpu_seconds "$1" 2>/dev/null || echo 0)" 'BEGIN { print (x < 0.01) ? 0.01 : x }'
+}
+# pair_rounds P D: the current row's values from the arrays named P and D
+# (one value a round each) and their ratio in each round
+pair_rounds() {
+	local -n pv=$1 dv=$2
+	local i
+	PV=("${pv[@]}") DV=("${dv[@]}") RV=()
+	for ((i = 0; i < ${#pv[@]}; i++)); do RV+=("$(ratio "${pv[i]}" "${dv[i]}")"); done
+}
 # row_rounds ID TITLE UNIT OP LIMIT NOTE: the medians and the verdict of the row
 row_rounds() {
 	local mp md r v="" target="$4 $5"
@@ -372,8 +394,7 @@ if on 1; then
 	done
 	row_rounds 1 "cache hit, ${BIG_MIB} MiB file, 1 client" "MiB/s" ">=" 0.9 \
 		"$REPS rounds of 2 GETs per side"
-	PV=("${cpuP[@]}") DV=("${cpuD[@]}") RV=()
-	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${cpuP[i]}" "${cpuD[i]}")"); done
+	pair_rounds cpuP cpuD
 	row_rounds 1b "server CPU time per GiB served, same rounds" "s/GiB" report "" \
 		"user+system time of the server processes over the round / bytes served (at 10 ms resolution)"
 fi
@@ -428,12 +449,10 @@ if on 2 && ((HAVE_REPO)); then
 	row_rounds 2b "same load on Go's net/http file server (reference)" "req/s" report "" \
 		"the Go HTTP floor: what a Go server that does nothing but serve files gets, same rounds"
 	PLABEL=""
-	PV=("${cp[@]}") DV=("${cd[@]}") RV=()
-	for ((i = 0; i < RPS_ROUNDS; i++)); do RV+=("$(ratio "${cp[i]}" "${cd[i]}")"); done
+	pair_rounds cp cd
 	row_rounds 2c "server CPU time per request, same rounds" "µs" report "" \
 		"user+system time of the server processes (nginx: master and workers) over the round / requests; Go file server: $(list "${cg[@]}")"
-	PV=("${PV2[@]}") DV=("${gv[@]}") RV=()
-	for ((i = 0; i < RPS_ROUNDS; i++)); do RV+=("$(ratio "${PV2[i]}" "${gv[i]}")"); done
+	pair_rounds PV2 gv
 	DLABEL="Go file server"
 	row_rounds 2d "proxy against the Go file server, same rounds" "req/s" ">=" 1.0 \
 		"the proxy's requests/s over the Go file server's in each round (both columns are req/s; direct = Go file server)"
@@ -476,9 +495,7 @@ if on 3; then
 			((cached >= BIG_MIB * 1024)) ||
 				die "nginx's caching proxy stored ${cached} KiB of the ${BIG_MIB} MiB miss: the peer row would measure a relay"
 		fi
-		# At 10 ms resolution: a reading under one tick counts as one tick.
-		cpu3p+=("$(awk -v x="$(field cpu_seconds "$j" 2>/dev/null || echo 0)" 'BEGIN { print (x < 0.01) ? 0.01 : x }')")
-		cpu3d+=("$(awk -v x="$(field cpu_seconds "$jd" 2>/dev/null || echo 0)" 'BEGIN { print (x < 0.01) ? 0.01 : x }')")
+		cpu3p+=("$(cpu_ticks "$j")") cpu3d+=("$(cpu_ticks "$jd")")
 	done
 	if [[ -n $PPROF ]]; then
 		log "3: CPU profile of the proxy during a cold miss (unmeasured) → $PPROF/row3.cpu"
@@ -493,33 +510,27 @@ if on 3; then
 	fi
 	row_rounds 3a "cold miss, ${BIG_MIB} MiB file, 1 client" "s" "<=" 1.3 \
 		"$REPS rounds, a fresh proxy store each"
-	PV=("${t3c[@]}") DV=("${t3d[@]}") RV=()
-	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3c[i]}" "${t3d[i]}")"); done
+	pair_rounds t3c t3d
 	PLABEL="nginx proxy_cache"
 	row_rounds 3f "same cold miss through nginx's own caching proxy (peer)" "s" report "" \
 		"nginx proxy_cache in front of the same nginx, a key it has not seen each round, 1 MiB proxy buffers; same rounds"
-	PV=("${t3r[@]}") RV=()
-	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3r[i]}" "${t3d[i]}")"); done
+	pair_rounds t3r t3d
 	PLABEL="Go relay"
 	row_rounds 3g "same file through a Go relay that stores nothing (floor)" "s" report "" \
 		"httputil.ReverseProxy with 1 MiB buffers: two loopback transfers and nothing else; same rounds"
-	PV=("${t3p[@]}") DV=("${t3c[@]}") RV=()
-	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3p[i]}" "${t3c[i]}")"); done
+	pair_rounds t3p t3c
 	PLABEL="" DLABEL="nginx proxy_cache"
 	row_rounds 3h "proxy against nginx's caching proxy, same rounds" "s" "<=" 1.0 \
 		"the cold miss of row 3a over nginx proxy_cache's in each round (direct = nginx proxy_cache)"
-	PV=("${t3z[@]}") DV=("${t3d[@]}") RV=()
-	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3z[i]}" "${t3d[i]}")"); done
+	pair_rounds t3z t3d
 	PLABEL="splice relay" DLABEL=""
 	row_rounds 3i "same file through a splice(2) relay that stores nothing (floor of any relay)" "s" report "" \
 		"benchutil splicerelay: upstream socket to client socket through a pipe, no byte in user space; same rounds"
-	PV=("${t3s[@]}") RV=()
-	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3s[i]}" "${t3d[i]}")"); done
+	pair_rounds t3s t3d
 	PLABEL="spool floor"
 	row_rounds 3j "same file spliced into a spool file and sent from it (floor of keeping the bytes on disk while sending them)" "s" report "" \
 		"benchutil spoolrelay: splice(2) into an unlinked, preallocated spool, sendfile(2) out as it grows; no verification, no store, so below what a caching proxy must do; same rounds"
-	PV=("${t3p[@]}") DV=("${t3s[@]}") RV=()
-	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${t3p[i]}" "${t3s[i]}")"); done
+	pair_rounds t3p t3s
 	PLABEL="" DLABEL="spool floor"
 	row_rounds 3k "proxy against the spool floor, same rounds" "s" report "" \
 		"the cold miss of row 3a over row 3j's in each round (direct = the spool floor)"
@@ -536,8 +547,7 @@ if on 3; then
 	count_miss "$v"
 	row 3c "peak RssAnon of the proxy during the cold fills" "MiB" "$anon_mib" "" "" "< 100" "$v" \
 		"per fill (KiB): ${anon[*]}"
-	PV=("${cpu3p[@]}") DV=("${cpu3d[@]}") RV=()
-	for ((i = 0; i < REPS; i++)); do RV+=("$(ratio "${cpu3p[i]}" "${cpu3d[i]}")"); done
+	pair_rounds cpu3p cpu3d
 	row_rounds 3e "server CPU time during the cold misses of row 3a" "s" report "" \
 		"user+system time of the proxy (nginx: master and workers) while its client received the file, at 10 ms resolution; the proxy's includes what it took from nginx as upstream"
 
@@ -552,15 +562,6 @@ if on 3; then
 	for ((i = 0; i < REPS; i++)); do ln -f "$WWW/images/big.img" "$WWW/images/big-r$i.img"; done
 	start_proxy
 	sleep 2
-	committed() { # committed N: waits until N fills of repo bench are committed
-		local k
-		for ((k = 0; k < 600; k++)); do
-			[[ $(curl -sf -H "Authorization: Bearer bench-token" "http://127.0.0.1:$ADMIN_PORT/metrics" |
-				awk '$1 ~ /^dnfproxy_fill_duration_seconds_count\{repo="bench"\}$/ { print $2 }') == "$1" ]] && return 0
-			sleep 0.1
-		done
-		die "the proxy did not commit fill $1 within 60 s"
-	}
 	round_reset
 	for ((i = 0; i < REPS; i++)); do
 		if ((i % 2 == 0)); then
