@@ -32,7 +32,7 @@ import (
 // store, no second client: what is left is one copy into the page cache.
 
 func splicerelay(args []string) error {
-	return floorServe(args, 2, func(w http.ResponseWriter, up *floorUpstream) error {
+	return floorServe(args, func(w http.ResponseWriter, up *floorUpstream) error {
 		rf, ok := w.(io.ReaderFrom)
 		if !ok {
 			return errors.New("response writer has no ReadFrom")
@@ -52,7 +52,7 @@ func spoolrelay(args []string) error {
 		usage()
 	}
 	dir := args[2]
-	return floorServe(args[:2], 2, func(w http.ResponseWriter, up *floorUpstream) error {
+	return floorServe(args[:2], func(w http.ResponseWriter, up *floorUpstream) error {
 		return spoolThrough(w, up, dir)
 	})
 }
@@ -66,8 +66,8 @@ type floorUpstream struct {
 	rest int64
 }
 
-func floorServe(args []string, n int, body func(http.ResponseWriter, *floorUpstream) error) error {
-	if len(args) != n {
+func floorServe(args []string, body func(http.ResponseWriter, *floorUpstream) error) error {
+	if len(args) != 2 { // ADDR UPSTREAM
 		usage()
 	}
 	u, err := url.Parse(args[1])
